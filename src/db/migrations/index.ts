@@ -1,0 +1,9 @@
+import { Migration20261124000000_initial } from './Migration20261124000000_initial.ts';
+
+/**
+ * Every migration, in order. Listed explicitly (not discovered from the file system) so the
+ * same list runs from source, from the CLI and from a compiled binary.
+ */
+export const migrations = [
+  { name: 'Migration20261124000000_initial', class: Migration20261124000000_initial },
+];

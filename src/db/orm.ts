@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
+import type { MikroORM, EntityManager, AbstractSqlDriver } from '@mikro-orm/sql';
+import { MikroORM as PgliteORM } from '@mikro-orm/pglite';
+import { Migrator } from '@mikro-orm/migrations';
+import type { Config } from '../config.ts';
+import { migrations } from './migrations/index.ts';
+import { Organization } from '../modules/orgs/organization.entity.ts';
+import { Session, User } from '../modules/users/user.entity.ts';
+import { ApiKey } from '../modules/apikeys/apikey.entity.ts';
+import { Chat } from '../modules/chats/chat.entity.ts';
+import { Message } from '../modules/messages/message.entity.ts';
+import { Export } from '../modules/exports/export.entity.ts';
+
+export const entities = [Organization, User, Session, ApiKey, Chat, Message, Export];
+
+export type DatabaseKind = 'postgresql' | 'pglite';
+export type Orm = MikroORM<AbstractSqlDriver>;
+/** Both drivers share the PostgreSQL SQL entity manager API. */
+export type Em = EntityManager;
+
+export interface Database {
+  orm: Orm;
+  kind: DatabaseKind;
+  /** A fresh entity manager for one unit of work (one request, one job). */
+  fork(): Em;
+  migrate(): Promise<string[]>;
+  pendingMigrations(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+const sharedOptions = {
+  entities,
+  extensions: [Migrator],
+  migrations: { migrationsList: migrations, snapshot: false, transactional: true, allOrNothing: true, silent: true },
+  // Every query names its organization explicitly; an implicit global EM would hide a missing fork.
+  allowGlobalContext: false,
+  debug: false,
+};
+
+/** One factory for both databases: PostgreSQL with DATABASE_URL, embedded PGlite otherwise. */
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize'>,
+): Promise<Database> {
+  let orm: Orm;
+  let kind: DatabaseKind;
+  if (config.databaseUrl) {
+    kind = 'postgresql';
+    orm = (await PostgresORM.init({
+      ...sharedOptions,
+      clientUrl: config.databaseUrl,
+      pool: { min: 0, max: config.databasePoolSize, idleTimeoutMillis: 30_000 },
+      driverOptions: { connectionTimeoutMillis: 5_000 },
+    })) as unknown as Orm;
+  } else {
+    kind = 'pglite';
+    const dir = config.dataDir === 'memory://' ? 'memory://' : join(config.dataDir, 'pgdata');
+    if (dir !== 'memory://') mkdirSync(dir, { recursive: true });
+    orm = (await PgliteORM.init({ ...sharedOptions, dbName: dir })) as unknown as Orm;
+  }
+  return {
+    orm,
+    kind,
+    fork: () => orm.em.fork() as Em,
+    migrate: async () => (await orm.migrator.up()).map((m) => m.name),
+    pendingMigrations: async () => (await orm.migrator.getPending()).map((m) => m.name),
+    close: () => orm.close(true),
+  };
+}

@@ -1,0 +1,229 @@
+import { Elysia } from 'elysia';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import specText from '../../openapi.yaml' with { type: 'text' };
+import type { operations } from '../generated/openapi.ts';
+import { validationFailed, type FieldError } from './problem.ts';
+
+/**
+ * openapi.yaml is the single source of request validation: each route names its operationId
+ * and the request is checked against that operation's schemas, compiled once at boot.
+ */
+export const specYaml: string = specText;
+export const spec = Bun.YAML.parse(specYaml) as OpenApiDocument;
+
+export type OperationId = keyof operations;
+type JsonBody<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+/** The request body type of an operation, as generated from the contract. */
+export type RequestBody<Op extends OperationId> = JsonBody<NonNullable<operations[Op]['requestBody']>>;
+/** The JSON response type of an operation for one status code. */
+export type ResponseBody<Op extends OperationId, Status extends keyof operations[Op]['responses']> = operations[Op]['responses'][Status] extends {
+  content: { 'application/json': infer B };
+}
+  ? B
+  : never;
+
+interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, OperationObject | unknown>>;
+  components: { schemas: Record<string, unknown>; parameters: Record<string, ParameterObject> };
+}
+interface ParameterObject {
+  name: string;
+  in: 'path' | 'query' | 'header' | 'cookie';
+  required?: boolean;
+  schema?: Record<string, unknown>;
+  $ref?: string;
+}
+interface OperationObject {
+  operationId: string;
+  parameters?: ParameterObject[];
+  requestBody?: { required?: boolean; content: Record<string, { schema: unknown }> };
+}
+
+export const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
+/** Every operation of the contract, with its path template and method. */
+export function listOperations() {
+  const result: { operationId: string; path: string; method: string; operation: OperationObject & Record<string, unknown> }[] = [];
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method] as (OperationObject & Record<string, unknown>) | undefined;
+      if (operation) result.push({ operationId: operation.operationId, path, method, operation });
+    }
+  }
+  return result;
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '');
+}
+function jsonDepth(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  let max = 0;
+  for (const child of Object.values(value)) max = Math.max(max, jsonDepth(child));
+  return max + 1;
+}
+
+function createAjv(coerceTypes: boolean) {
+  const ajv = new Ajv2020({ allErrors: true, coerceTypes: coerceTypes ? 'array' : false, strictSchema: false });
+  addFormats(ajv);
+  ajv.addKeyword({
+    keyword: 'x-max-bytes',
+    schemaType: 'number',
+    errors: false,
+    validate: (max: number, data: unknown) => data === undefined || jsonBytes(data) <= max,
+  });
+  ajv.addKeyword({
+    keyword: 'x-max-depth',
+    schemaType: 'number',
+    errors: false,
+    validate: (max: number, data: unknown) => jsonDepth(data) <= max,
+  });
+  // The whole document is registered once so `#/components/...` references resolve.
+  ajv.addSchema({ $id: 'openapi', components: spec.components }, 'openapi');
+  return ajv;
+}
+const bodyAjv = createAjv(false);
+const queryAjv = createAjv(true);
+
+const rewriteRefs = (schema: unknown): unknown =>
+  JSON.parse(JSON.stringify(schema).replaceAll('"$ref":"#/', '"$ref":"openapi#/'));
+
+const MAX_REPORTED_ERRORS = 50;
+
+function describe(error: ErrorObject): FieldError {
+  let pointer = error.instancePath;
+  let message = error.message ?? 'is invalid';
+  switch (error.keyword) {
+    case 'required':
+      pointer += `/${error.params.missingProperty}`;
+      message = 'is required';
+      break;
+    case 'additionalProperties':
+      pointer += `/${error.params.additionalProperty}`;
+      message = 'is not a known field';
+      break;
+    case 'dependentRequired':
+      pointer += `/${error.params.missingProperty}`;
+      message = `is required with ${error.params.property}`;
+      break;
+    case 'enum':
+      message = `must be one of: ${(error.params.allowedValues as unknown[]).join(', ')}`;
+      break;
+    case 'x-max-bytes':
+      message = `is larger than ${error.schema} bytes of JSON`;
+      break;
+    case 'x-max-depth':
+      message = `is nested deeper than ${error.schema} levels`;
+      break;
+  }
+  return { pointer, message };
+}
+
+function toFieldErrors(prefix: string, errors: ErrorObject[] | null | undefined): FieldError[] {
+  const seen = new Set<string>();
+  const result: FieldError[] = [];
+  for (const error of errors ?? []) {
+    // `type: [string, null]` failures repeat as anyOf/type noise; keep one line per field.
+    if (error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') continue;
+    const field = describe(error);
+    field.pointer = `/${prefix}${field.pointer}`;
+    const key = `${field.pointer} ${field.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    result.push(field);
+    if (result.length === MAX_REPORTED_ERRORS) break;
+  }
+  return result;
+}
+
+/**
+ * Strings that PostgreSQL cannot store as they are (NUL characters) or that UTF-8 cannot encode
+ * (lone surrogates) are rejected rather than silently altered.
+ */
+function unstorableString(value: unknown, pointer: string): FieldError | undefined {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return { pointer, message: 'must not contain NUL characters' };
+    if (!value.isWellFormed()) return { pointer, message: 'must be well-formed Unicode' };
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Object.entries(value)) {
+    const childPointer = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    const keyProblem = unstorableString(key, childPointer);
+    if (keyProblem) return keyProblem;
+    const problem = unstorableString(child, childPointer);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+interface CompiledOperation {
+  body?: ValidateFunction;
+  bodyRequired: boolean;
+  query?: ValidateFunction;
+}
+
+function resolveParameter(parameter: ParameterObject): ParameterObject {
+  if (!parameter.$ref) return parameter;
+  const name = parameter.$ref.split('/').pop()!;
+  return spec.components.parameters[name]!;
+}
+
+function compile(): Map<string, CompiledOperation> {
+  const compiled = new Map<string, CompiledOperation>();
+  for (const { path, operationId, operation } of listOperations()) {
+    const pathParameters = ((spec.paths[path] as { parameters?: ParameterObject[] }).parameters ?? []).map(resolveParameter);
+    const parameters = [...pathParameters, ...(operation.parameters ?? []).map(resolveParameter)];
+    const queryParameters = parameters.filter((p) => p.in === 'query');
+    const jsonSchema = operation.requestBody?.content['application/json']?.schema;
+    compiled.set(operationId, {
+      body: jsonSchema ? bodyAjv.compile(rewriteRefs(jsonSchema) as object) : undefined,
+      bodyRequired: operation.requestBody?.required ?? false,
+      query: queryParameters.length
+        ? queryAjv.compile(
+            rewriteRefs({
+              type: 'object',
+              properties: Object.fromEntries(queryParameters.map((p) => [p.name, p.schema ?? {}])),
+              required: queryParameters.filter((p) => p.required).map((p) => p.name),
+              additionalProperties: false,
+            }) as object,
+          )
+        : undefined,
+    });
+  }
+  return compiled;
+}
+const operationsById = compile();
+
+/** Validates a request against its operation; throws a 422 listing every failing field. */
+export function validateRequest(operationId: OperationId, input: { body: unknown; query: Record<string, unknown> }) {
+  const op = operationsById.get(operationId);
+  if (!op) throw new Error(`Unknown operation ${operationId}`);
+  if (op.query && !op.query(input.query)) throw validationFailed(toFieldErrors('query', op.query.errors));
+  if (op.body) {
+    if (input.body === undefined) {
+      if (op.bodyRequired) throw validationFailed([{ pointer: '/body', message: 'is required' }]);
+      return;
+    }
+    if (!op.body(input.body)) throw validationFailed(toFieldErrors('body', op.body.errors));
+    const problem = unstorableString(input.body, '/body');
+    if (problem) throw validationFailed([problem]);
+  }
+}
+
+/**
+ * `{ operation: 'createChat' }` on a route validates its body and query against the contract.
+ * It runs after the route's authentication, so an anonymous caller learns nothing from 422s.
+ */
+export const contract = new Elysia({ name: 'contract' }).macro({
+  operation(operationId: OperationId) {
+    if (!operationsById.has(operationId)) throw new Error(`Route names unknown operation ${operationId}`);
+    return {
+      beforeHandle({ body, query }) {
+        validateRequest(operationId, { body, query: query as Record<string, unknown> });
+      },
+    };
+  },
+});

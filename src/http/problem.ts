@@ -1,0 +1,96 @@
+import { Elysia } from 'elysia';
+import { ConnectionException, DriverException } from '@mikro-orm/core';
+import type { Logger } from '../logger.ts';
+
+export interface FieldError {
+  /** JSON pointer into the request: `/body/messages/3/role`, `/query/limit`. */
+  pointer: string;
+  message: string;
+}
+
+/** An error whose message is safe to show the client, rendered once as RFC 9457 problem+json. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly title: string,
+    readonly detail?: string,
+    readonly errors?: FieldError[],
+    readonly headers?: Record<string, string>,
+  ) {
+    super(detail ?? title);
+  }
+}
+
+export const badRequest = (detail: string) => new HttpError(400, 'bad-request', 'Bad Request', detail);
+export const unauthorized = (detail = 'Authentication is required.') =>
+  new HttpError(401, 'unauthorized', 'Unauthorized', detail);
+export const forbidden = (detail = 'Your role does not allow this.') =>
+  new HttpError(403, 'forbidden', 'Forbidden', detail);
+export const notFound = (what = 'resource') =>
+  new HttpError(404, 'not-found', 'Not Found', `No such ${what}.`);
+export const conflict = (detail: string) => new HttpError(409, 'conflict', 'Conflict', detail);
+export const payloadTooLarge = (limit: number) =>
+  new HttpError(413, 'payload-too-large', 'Payload Too Large', `The request body exceeds ${limit} bytes.`);
+export const unsupportedMediaType = () =>
+  new HttpError(415, 'unsupported-media-type', 'Unsupported Media Type', 'Send the body as application/json.');
+export const validationFailed = (errors: FieldError[]) =>
+  new HttpError(422, 'validation', 'Validation Failed', 'The request has invalid fields; see errors.', errors);
+export const unavailable = (detail = 'The database is unavailable; retry shortly.') =>
+  new HttpError(503, 'unavailable', 'Service Unavailable', detail, undefined, { 'retry-after': '1' });
+
+export function problemResponse(error: HttpError, instance?: string): Response {
+  const body: Record<string, unknown> = {
+    type: `/problems/${error.type}`,
+    title: error.title,
+    status: error.status,
+  };
+  if (error.detail) body.detail = error.detail;
+  if (instance) body.instance = instance;
+  if (error.errors) body.errors = error.errors;
+  return new Response(JSON.stringify(body), {
+    status: error.status,
+    headers: { 'content-type': 'application/problem+json', ...error.headers },
+  });
+}
+
+// SQLSTATE classes that mean "the database is not there right now", not "the request is wrong".
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[123])/;
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Maps any thrown value to a safe HttpError; unexpected ones become a bare 500. */
+export function toHttpError(error: unknown, code?: string | number): HttpError {
+  if (error instanceof HttpError) return error;
+  // Elysia wraps whatever a parse hook throws; ours carry the precise reason.
+  if (code === 'PARSE' && (error as Error).cause instanceof HttpError) return (error as Error).cause as HttpError;
+  if (code === 'NOT_FOUND') return new HttpError(404, 'not-found', 'Not Found', 'No such route.');
+  if (code === 'PARSE') return badRequest('The request body could not be parsed.');
+  if (code === 'VALIDATION') return validationFailed([{ pointer: '', message: 'The request does not match the schema.' }]);
+  if (code === 'INVALID_COOKIE_SIGNATURE') return unauthorized('The session cookie is invalid.');
+  if (error instanceof ConnectionException) return unavailable();
+  const sqlState = sqlStateOf(error);
+  if (sqlState && UNAVAILABLE_SQLSTATE.test(sqlState)) return unavailable();
+  if (sqlState === '40001' || sqlState === '40P01') return unavailable('The write conflicted with another; retry it.');
+  const errno = (error as { code?: unknown })?.code;
+  if (typeof errno === 'string' && NETWORK_CODES.has(errno)) return unavailable();
+  if (error instanceof Error && /connection terminated|timeout exceeded when trying to connect|Connection terminated|pool is (closed|destroyed)|Cannot use a pool after/i.test(error.message)) {
+    return unavailable();
+  }
+  return new HttpError(500, 'internal', 'Internal Server Error', 'An unexpected error occurred; it has been logged.');
+}
+
+function sqlStateOf(error: unknown): string | undefined {
+  if (error instanceof DriverException) return error.sqlState ?? (error.code as string | undefined);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Turns every error, ours, the framework's and the database's, into problem+json. */
+export const problems = (log: Logger) =>
+  new Elysia({ name: 'problems' }).onError({ as: 'global' }, ({ error, code, request }) => {
+    const problem = toHttpError(error, code);
+    if (problem.status >= 500) {
+      log.error({ err: error, method: request.method, path: new URL(request.url).pathname }, 'request failed');
+    }
+    return problemResponse(problem);
+  });

@@ -1,0 +1,32 @@
+import { Elysia } from 'elysia';
+import type { Auth } from '../../http/auth.ts';
+import { contract, type RequestBody } from '../../http/contract.ts';
+import type { components } from '../../generated/openapi.ts';
+import { createApiKey, listApiKeys, revokeApiKey, toApiKeyDto } from './apikeys.service.ts';
+
+export const apiKeyRoutes = (auth: Auth) =>
+  new Elysia({ name: 'apikey-routes', prefix: '/orgs/:org/apikeys' })
+    .use(auth)
+    .use(contract)
+    .get(
+      '',
+      async ({ em, org }) => ({ items: (await listApiKeys(em, org.id)).map(toApiKeyDto) }) satisfies components['schemas']['ApiKeyList'],
+      { session: 'admin', operation: 'listApiKeys' },
+    )
+    .post(
+      '',
+      async ({ em, org, caller, body, set }) => {
+        const { key, rawKey } = await createApiKey(em, org.id, body as RequestBody<'createApiKey'>, caller.user.id);
+        set.status = 201;
+        return { ...toApiKeyDto(key), key: rawKey } satisfies components['schemas']['ApiKeyWithSecret'];
+      },
+      { session: 'admin', operation: 'createApiKey' },
+    )
+    .delete(
+      '/:keyId',
+      async ({ em, org, params, set }) => {
+        await revokeApiKey(em, org.id, params.keyId);
+        set.status = 204;
+      },
+      { session: 'admin', operation: 'revokeApiKey' },
+    );

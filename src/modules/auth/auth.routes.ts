@@ -1,0 +1,53 @@
+import { Elysia } from 'elysia';
+import type { Config } from '../../config.ts';
+import { cookieSecure, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
+import { contract, type RequestBody } from '../../http/contract.ts';
+import type { components } from '../../generated/openapi.ts';
+import { toUserDto } from '../users/users.service.ts';
+import { login, logout } from './auth.service.ts';
+
+export const authRoutes = (config: Config, auth: Auth) =>
+  new Elysia({ name: 'auth-routes', prefix: '/auth' })
+    .use(auth)
+    .use(contract)
+    .post(
+      '/login',
+      async ({ em, jwt, body, cookie, request }) => {
+        const { email, password } = body as RequestBody<'login'>;
+        const { user, organization, session } = await login(em, email, password, config.sessionTtlSeconds);
+        const claims: SessionClaims = { sub: user.id, sid: session.id };
+        const token = await jwt.sign({ ...claims, exp: Math.floor(session.expiresAt.getTime() / 1000) });
+        cookie[SESSION_COOKIE]!.set({
+          value: token,
+          httpOnly: true,
+          sameSite: 'lax',
+          secure: cookieSecure(config, request),
+          path: '/',
+          expires: session.expiresAt,
+        });
+        return {
+          user: toUserDto(user, organization),
+          token,
+          expiresAt: session.expiresAt.toISOString(),
+        } satisfies components['schemas']['Session'];
+      },
+      { operation: 'login' },
+    )
+    .post(
+      '/logout',
+      async ({ em, jwt, cookie, headers, set, request }) => {
+        const token = headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (cookie[SESSION_COOKIE]?.value as string | undefined);
+        const claims = token ? await jwt.verify(token, { algorithms: ['HS256'], issuer: config.jwtIssuer, audience: config.jwtAudience }) : false;
+        if (claims && typeof claims.sid === 'string') await logout(em, claims.sid);
+        cookie[SESSION_COOKIE]!.set({
+          value: '',
+          httpOnly: true,
+          sameSite: 'lax',
+          secure: cookieSecure(config, request),
+          path: '/',
+          maxAge: 0,
+        });
+        set.status = 204;
+      },
+      { operation: 'logout' },
+    );

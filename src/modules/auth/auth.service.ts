@@ -1,0 +1,49 @@
+import type { Em } from '../../db/orm.ts';
+import { unauthorized } from '../../http/problem.ts';
+import { Organization } from '../orgs/organization.entity.ts';
+import { Session, User } from '../users/user.entity.ts';
+import { normalizeEmail } from '../users/users.service.ts';
+
+/** Compared against when the email is unknown, so both failures cost one argon2 verification. */
+const decoyHash = Bun.password.hash(crypto.randomUUID(), { algorithm: 'argon2id' });
+
+const invalidCredentials = () => unauthorized('The email or password is incorrect.');
+
+export interface Caller {
+  user: User;
+  organization: Organization;
+  sessionId: string;
+}
+
+/** Checks credentials and opens a server-side session that the token will name. */
+export async function login(em: Em, email: string, password: string, ttlSeconds: number): Promise<Caller & { session: Session }> {
+  const user = await em.findOne(User, { email: normalizeEmail(email) }, { populate: ['passwordHash'] });
+  const ok = await Bun.password.verify(password, user?.passwordHash ?? (await decoyHash));
+  if (!user || !ok || !user.active) throw invalidCredentials();
+  const organization = await em.findOneOrFail(Organization, { id: user.organizationId });
+  if (!organization.active) throw invalidCredentials();
+
+  user.lastLoginAt = new Date();
+  const session = em.create(Session, { userId: user.id, expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
+  await em.flush();
+  return { user, organization, session, sessionId: session.id };
+}
+
+/** Revokes a session; unknown or already revoked sessions are fine. */
+export async function logout(em: Em, sessionId: string): Promise<void> {
+  await em.nativeUpdate(Session, { id: sessionId, revokedAt: null }, { revokedAt: new Date() });
+}
+
+/**
+ * A verified token is only as good as its session: revoked or expired sessions, deactivated
+ * users and deactivated organizations are refused on every request.
+ */
+export async function resolveSession(em: Em, sessionId: string, userId: string): Promise<Caller | null> {
+  const session = await em.findOne(Session, { id: sessionId, userId, revokedAt: null, expiresAt: { $gt: new Date() } });
+  if (!session) return null;
+  const user = await em.findOne(User, { id: userId, active: true });
+  if (!user) return null;
+  const organization = await em.findOne(Organization, { id: user.organizationId, active: true });
+  if (!organization) return null;
+  return { user, organization, sessionId };
+}

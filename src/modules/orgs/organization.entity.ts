@@ -1,0 +1,22 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { baseProperties } from '../../db/base.ts';
+
+export interface OrganizationSettings {
+  retentionDays?: number | null;
+}
+
+export const Organization = defineEntity({
+  name: 'Organization',
+  tableName: 'organizations',
+  properties: {
+    ...baseProperties(),
+    name: p.text(),
+    slug: p.text().unique(),
+    active: p.boolean().default(true),
+    settings: p.json<OrganizationSettings>().onCreate(() => ({})),
+  },
+});
+export type Organization = InferEntity<typeof Organization>;
+
+/** The organization that holds the superadmins created by the headless bootstrap. */
+export const SYSTEM_ORG_SLUG = 'system';
