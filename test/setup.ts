@@ -1,0 +1,11 @@
+import { afterAll } from 'bun:test';
+import { closeTestDatabases, testDatabase } from './support/database.ts';
+
+// Open and migrate the run's database once, before any test file (PGlite's first start takes
+// seconds, which would otherwise land in the first file's hooks).
+await testDatabase();
+
+// Runs once, after the last test file: close the shared database and drop server databases.
+afterAll(async () => {
+  await closeTestDatabases();
+});
