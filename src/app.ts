@@ -25,8 +25,8 @@ export function createApp({ config, db, log }: AppDeps) {
   const context = requestContext(db);
   const authn = auth(config, context);
   return new Elysia()
-    .use(problems(log))
     .use(requestLog(log))
+    .use(problems(log))
     .use(jsonBody(config.maxBodyBytes))
     .use(systemRoutes(config, db))
     .use(ingestionRoutes(authn))

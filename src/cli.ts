@@ -112,6 +112,9 @@ try {
       console.log(USAGE);
   }
 } catch (error) {
-  if (error instanceof HttpError) fail(error.detail ?? error.title);
+  if (error instanceof HttpError) {
+    const fields = error.errors?.map((e) => `${e.pointer.replace(/^\/body\//, '')} ${e.message}`).join('; ');
+    fail(fields ? `${error.detail ?? error.title} ${fields}` : (error.detail ?? error.title));
+  }
   throw error;
 }

@@ -6,6 +6,11 @@ import { createApp } from './app.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
+/** Set as the process comes up, so a signal during start-up also stops it cleanly. */
+let stop: (signal: string) => Promise<void> = async () => process.exit(0);
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+
 async function main() {
   const startedAt = performance.now();
   let config;
@@ -20,6 +25,10 @@ async function main() {
   }
   const log = createLogger(config.logLevel);
   const db = await openDatabase(config);
+  stop = async () => {
+    await db.close();
+    process.exit(0);
+  };
   log.info({ database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database opened');
 
   if (config.migrateOnStart) {
@@ -46,7 +55,7 @@ async function main() {
   );
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -60,8 +69,6 @@ async function main() {
     log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 await main();

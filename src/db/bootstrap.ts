@@ -1,3 +1,4 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Em } from './orm.ts';
 import { Organization, SYSTEM_ORG_SLUG } from '../modules/orgs/organization.entity.ts';
 import { User } from '../modules/users/user.entity.ts';
@@ -9,11 +10,23 @@ import { createUser, normalizeEmail } from '../modules/users/users.service.ts';
  */
 export async function ensureAdmin(em: Em, email: string, password: string): Promise<'created' | 'exists'> {
   if (await em.count(User, { email: normalizeEmail(email) })) return 'exists';
-  let system = await em.findOne(Organization, { slug: SYSTEM_ORG_SLUG });
-  if (!system) {
-    system = em.create(Organization, { name: 'System', slug: SYSTEM_ORG_SLUG });
-    await em.flush();
+  try {
+    const system = await ensureSystemOrganization(em);
+    await createUser(em, system.id, { email, password, role: 'superadmin' }, 'system');
+    return 'created';
+  } catch (error) {
+    // Several instances starting together: whoever lost the race finds the admin in place.
+    if (error instanceof UniqueConstraintViolationException || (error as { status?: number }).status === 409) {
+      if (await em.fork().count(User, { email: normalizeEmail(email) })) return 'exists';
+    }
+    throw error;
   }
-  await createUser(em, system.id, { email, password, role: 'superadmin' }, 'system');
-  return 'created';
+}
+
+async function ensureSystemOrganization(em: Em): Promise<Organization> {
+  await em.execute(
+    `insert into organizations (id, name, slug) values (?, 'System', ?) on conflict (slug) do nothing`,
+    [Bun.randomUUIDv7(), SYSTEM_ORG_SLUG],
+  );
+  return em.findOneOrFail(Organization, { slug: SYSTEM_ORG_SLUG });
 }

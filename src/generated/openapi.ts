@@ -475,6 +475,7 @@ export interface components {
             updatedAt: string;
         };
         OrganizationCreate: {
+            /** @description Not blank. */
             name: string;
             /** @description Lowercase letters, digits and inner hyphens. `me` is reserved. */
             slug: string;
@@ -510,6 +511,7 @@ export interface components {
             items: components["schemas"]["ApiKey"][];
         };
         ApiKeyCreate: {
+            /** @description Not blank. */
             label: string;
             /**
              * Format: date-time

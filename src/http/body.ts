@@ -1,7 +1,21 @@
 import { Elysia } from 'elysia';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from './problem.ts';
+import { badRequest, payloadTooLarge, unsupportedMediaType, validationFailed } from './problem.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Deeper documents are refused before any recursive code (validation, storage) walks them. */
+export const MAX_JSON_DEPTH = 64;
+
+function tooDeep(root: unknown): boolean {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) return true;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array(0);
@@ -26,14 +40,12 @@ async function readCapped(request: Request, maxBytes: number): Promise<Uint8Arra
  * decoded as strict UTF-8 and parsed once. Everything else is a 4xx with a clear reason.
  */
 export const jsonBody = (maxBytes: number) =>
-  new Elysia({ name: 'json-body' })
-    .onRequest(({ request }) => {
-      const length = Number(request.headers.get('content-length') ?? 0);
-      if (length > maxBytes) throw payloadTooLarge(maxBytes);
-    })
-    .onParse({ as: 'global' }, async ({ request, contentType }) => {
+  new Elysia({ name: 'json-body' }).onParse({ as: 'global' }, async ({ request, contentType }) => {
+      // Refused before reading a byte when the client announces the size.
+      if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw payloadTooLarge(maxBytes);
       const bytes = await readCapped(request, maxBytes);
-      if (bytes.byteLength === 0) return undefined;
+      // null, not undefined: undefined would hand the consumed stream to Elysia's own parser.
+      if (bytes.byteLength === 0) return null;
       const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
       if (mediaType !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(mediaType)) {
         throw unsupportedMediaType();
@@ -44,9 +56,12 @@ export const jsonBody = (maxBytes: number) =>
       } catch {
         throw badRequest('The request body is not valid UTF-8.');
       }
+      let value: unknown;
       try {
-        return JSON.parse(text);
+        value = JSON.parse(text);
       } catch {
         throw badRequest('The request body is not valid JSON.');
       }
+      if (tooDeep(value)) throw validationFailed([{ pointer: '/body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+      return value;
     });

@@ -65,9 +65,31 @@ function jsonDepth(value: unknown): number {
   return max + 1;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * RFC 3339 timestamps that PostgreSQL can store as they are: year 1 to 9999, offsets within
+ * +-15:59, real calendar dates. (ajv-formats also accepts offsets PostgreSQL refuses.)
+ */
+function isStorableDateTime(value: string): boolean {
+  const m = DATE_TIME.exec(value);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return false;
+  if (m[7] !== undefined && (Number(m[7]) > 15 || Number(m[8]) > 59)) return false;
+  const date = new Date(Date.UTC(year, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCDate() === day && date.getUTCMonth() === month - 1;
+}
+
 function createAjv(coerceTypes: boolean) {
-  const ajv = new Ajv2020({ allErrors: true, coerceTypes: coerceTypes ? 'array' : false, strictSchema: false });
+  // verbose: custom keywords' limits are read back from the schema for the error message.
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, coerceTypes: coerceTypes ? 'array' : false, strictSchema: false });
   addFormats(ajv);
+  // Stricter than ajv-formats: only what PostgreSQL's uuid and timestamptz accept unchanged.
+  ajv.addFormat('uuid', UUID);
+  ajv.addFormat('date-time', isStorableDateTime);
   ajv.addKeyword({
     keyword: 'x-max-bytes',
     schemaType: 'number',
@@ -203,7 +225,7 @@ export function validateRequest(operationId: OperationId, input: { body: unknown
   if (!op) throw new Error(`Unknown operation ${operationId}`);
   if (op.query && !op.query(input.query)) throw validationFailed(toFieldErrors('query', op.query.errors));
   if (op.body) {
-    if (input.body === undefined) {
+    if (input.body === undefined || input.body === null) {
       if (op.bodyRequired) throw validationFailed([{ pointer: '/body', message: 'is required' }]);
       return;
     }

@@ -71,6 +71,8 @@ export function toHttpError(error: unknown, code?: string | number): HttpError {
   const sqlState = sqlStateOf(error);
   if (sqlState && UNAVAILABLE_SQLSTATE.test(sqlState)) return unavailable();
   if (sqlState === '40001' || sqlState === '40P01') return unavailable('The write conflicted with another; retry it.');
+  // Services check uniqueness first; this is the loser of a race between two such checks.
+  if (sqlState === '23505') return conflict('A resource with the same unique value exists already.');
   const errno = (error as { code?: unknown })?.code;
   if (typeof errno === 'string' && NETWORK_CODES.has(errno)) return unavailable();
   if (error instanceof Error && /connection terminated|timeout exceeded when trying to connect|Connection terminated|pool is (closed|destroyed)|Cannot use a pool after/i.test(error.message)) {
@@ -87,8 +89,9 @@ function sqlStateOf(error: unknown): string | undefined {
 
 /** Turns every error, ours, the framework's and the database's, into problem+json. */
 export const problems = (log: Logger) =>
-  new Elysia({ name: 'problems' }).onError({ as: 'global' }, ({ error, code, request }) => {
+  new Elysia({ name: 'problems' }).onError({ as: 'global' }, ({ error, code, request, set }) => {
     const problem = toHttpError(error, code);
+    set.status = problem.status;
     if (problem.status >= 500) {
       log.error({ err: error, method: request.method, path: new URL(request.url).pathname }, 'request failed');
     }

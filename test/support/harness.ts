@@ -1,5 +1,4 @@
 import createClient, { type Client } from 'openapi-fetch';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
@@ -19,7 +18,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     NODE_ENV: 'test',
     JWT_SECRET: 'test-secret-that-is-at-least-32-characters-long',
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'chatlogger-test-')),
+    // Never written: JWT_SECRET is given, and the database is the run's shared one.
+    DATA_DIR: join(tmpdir(), 'chatlogger-test-unused'),
     LOG_LEVEL: 'silent',
     ...env,
   });

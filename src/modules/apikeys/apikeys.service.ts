@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { notFound, validationFailed } from '../../http/problem.ts';
 import { isUuid } from '../../http/ids.ts';
@@ -37,10 +38,10 @@ export function toApiKeyDto(key: ApiKey): ApiKeyDto {
     label: key.label,
     prefix: key.prefix,
     createdBy: key.createdBy ?? null,
-    createdAt: key.createdAt.toISOString(),
-    lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
-    expiresAt: key.expiresAt?.toISOString() ?? null,
-    revokedAt: key.revokedAt?.toISOString() ?? null,
+    createdAt: iso(key.createdAt),
+    lastUsedAt: isoOrNull(key.lastUsedAt),
+    expiresAt: isoOrNull(key.expiresAt),
+    revokedAt: isoOrNull(key.revokedAt),
   };
 }
 

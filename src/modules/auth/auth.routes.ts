@@ -2,6 +2,7 @@ import { Elysia } from 'elysia';
 import type { Config } from '../../config.ts';
 import { cookieSecure, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
+import { iso } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { toUserDto } from '../users/users.service.ts';
 import { login, logout } from './auth.service.ts';
@@ -28,7 +29,7 @@ export const authRoutes = (config: Config, auth: Auth) =>
         return {
           user: toUserDto(user, organization),
           token,
-          expiresAt: session.expiresAt.toISOString(),
+          expiresAt: iso(session.expiresAt),
         } satisfies components['schemas']['Session'];
       },
       { operation: 'login' },

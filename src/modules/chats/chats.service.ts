@@ -1,5 +1,6 @@
 import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
+import { iso, isoOrNull } from '../../http/time.ts';
 
 type ChatDto = components['schemas']['Chat'];
 type ChatCreate = components['schemas']['ChatCreate'];
@@ -19,8 +20,6 @@ export interface ChatRow {
   message_count: number;
 }
 
-export const iso = (value: string | Date) => new Date(value).toISOString();
-
 export function toChatDto(row: ChatRow): ChatDto {
   return {
     id: row.id,
@@ -31,7 +30,7 @@ export function toChatDto(row: ChatRow): ChatDto {
     source: row.source,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
-    lastMessageAt: row.last_message_at === null ? null : iso(row.last_message_at),
+    lastMessageAt: isoOrNull(row.last_message_at),
     messageCount: Number(row.message_count),
   };
 }

@@ -2,7 +2,7 @@ import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
 import { conflict, notFound, validationFailed, type FieldError } from '../../http/problem.ts';
 import { isUuid } from '../../http/ids.ts';
-import { iso } from '../chats/chats.service.ts';
+import { iso } from '../../http/time.ts';
 
 type MessageDto = components['schemas']['Message'];
 type MessageCreate = components['schemas']['MessageCreate'];
@@ -44,11 +44,16 @@ export function toMessageDto(row: MessageRow): MessageDto {
   };
 }
 
+const MAX_INT = 2_147_483_647;
+
 /** One row of the JSON document that PostgreSQL expands with jsonb_to_recordset. */
-function toRecord(input: MessageCreate, id: string) {
+function toRecord(input: MessageCreate, id: string, pointer: string) {
   const totalTokens =
     input.totalTokens ??
     (input.promptTokens != null && input.completionTokens != null ? input.promptTokens + input.completionTokens : null);
+  if (totalTokens !== null && totalTokens > MAX_INT) {
+    throw validationFailed([{ pointer: `${pointer}/totalTokens`, message: `promptTokens + completionTokens exceeds ${MAX_INT}` }]);
+  }
   return {
     id,
     role: input.role,
@@ -124,7 +129,7 @@ export async function appendMessages(
   });
   if (duplicates.length) throw validationFailed(duplicates);
 
-  const records = JSON.stringify(inputs.map((input, index) => toRecord(input, ids[index]!)));
+  const records = JSON.stringify(inputs.map((input, index) => toRecord(input, ids[index]!, pointerOf(index))));
   try {
     return await em.transactional(async (tx) => {
       const inserted = await tx.execute<MessageRow[]>(APPEND_SQL, [records, organizationId, chatId, organizationId, chatId]);

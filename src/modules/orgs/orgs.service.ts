@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { iso } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { conflict, notFound, validationFailed } from '../../http/problem.ts';
 import { Organization } from './organization.entity.ts';
@@ -15,8 +16,8 @@ export function toOrganizationDto(org: Organization): OrganizationDto {
     name: org.name,
     slug: org.slug,
     active: org.active,
-    createdAt: org.createdAt.toISOString(),
-    updatedAt: org.updatedAt.toISOString(),
+    createdAt: iso(org.createdAt),
+    updatedAt: iso(org.updatedAt),
   };
 }
 

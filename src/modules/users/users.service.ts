@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { conflict, forbidden, validationFailed } from '../../http/problem.ts';
 import { Organization } from '../orgs/organization.entity.ts';
@@ -18,9 +19,9 @@ export function toUserDto(user: User, org: Pick<Organization, 'slug'>): UserDto 
     organizationId: user.organizationId,
     organizationSlug: org.slug,
     active: user.active,
-    createdAt: user.createdAt.toISOString(),
-    updatedAt: user.updatedAt.toISOString(),
-    lastLoginAt: user.lastLoginAt?.toISOString() ?? null,
+    createdAt: iso(user.createdAt),
+    updatedAt: iso(user.updatedAt),
+    lastLoginAt: isoOrNull(user.lastLoginAt),
   };
 }
 
