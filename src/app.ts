@@ -13,6 +13,8 @@ import { authRoutes } from './modules/auth/auth.routes.ts';
 import { userRoutes } from './modules/users/users.routes.ts';
 import { orgRoutes } from './modules/orgs/orgs.routes.ts';
 import { apiKeyRoutes } from './modules/apikeys/apikeys.routes.ts';
+import { chatRoutes } from './modules/chats/chats.routes.ts';
+import { auditRoutes } from './modules/audit/audit.routes.ts';
 
 export interface AppDeps {
   config: Config;
@@ -33,6 +35,8 @@ export function createApp({ config, db, log }: AppDeps) {
     .use(authRoutes(config, authn))
     .use(userRoutes(authn))
     .use(orgRoutes(authn))
-    .use(apiKeyRoutes(authn));
+    .use(apiKeyRoutes(authn))
+    .use(chatRoutes(authn))
+    .use(auditRoutes(authn));
 }
 export type App = ReturnType<typeof createApp>;

@@ -70,7 +70,7 @@ try {
       break;
     }
     case 'create-org': {
-      const org = await withDatabase((db) => createOrganization(db.fork(), { name: required('name'), slug: required('slug') }));
+      const org = await withDatabase((db) => createOrganization(db.fork(), { name: required('name'), slug: required('slug') }, null));
       console.log(JSON.stringify({ id: org.id, slug: org.slug, name: org.name }));
       break;
     }
@@ -86,7 +86,7 @@ try {
           em,
           org.id,
           { email: required('email'), password, role: role as Role, firstName: values['first-name'], lastName: values['last-name'] },
-          'system',
+          null,
         );
       });
       console.log(JSON.stringify({ id: user.id, email: user.email, role: user.role }));

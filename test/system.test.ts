@@ -186,7 +186,7 @@ describe('unknown routes', () => {
 
   test('a known path with an undocumented method answers 404 problem+json', async () => {
     await expectProblem(await t.fetch('/health', { method: 'DELETE' }), 404);
-    await expectProblem(await t.fetch('/orgs', { method: 'GET' }), 404);
+    await expectProblem(await t.fetch('/orgs', { method: 'PUT' }), 404);
   });
 });
 

@@ -12,7 +12,7 @@ export async function ensureAdmin(em: Em, email: string, password: string): Prom
   if (await em.count(User, { email: normalizeEmail(email) })) return 'exists';
   try {
     const system = await ensureSystemOrganization(em);
-    await createUser(em, system.id, { email, password, role: 'superadmin' }, 'system');
+    await createUser(em, system.id, { email, password, role: 'superadmin' }, null);
     return 'created';
   } catch (error) {
     // Several instances starting together: whoever lost the race finds the admin in place.

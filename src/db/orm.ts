@@ -12,8 +12,9 @@ import { ApiKey } from '../modules/apikeys/apikey.entity.ts';
 import { Chat } from '../modules/chats/chat.entity.ts';
 import { Message } from '../modules/messages/message.entity.ts';
 import { Export } from '../modules/exports/export.entity.ts';
+import { AuditEvent } from '../modules/audit/audit.entity.ts';
 
-export const entities = [Organization, User, Session, ApiKey, Chat, Message, Export];
+export const entities = [Organization, User, Session, ApiKey, Chat, Message, Export, AuditEvent];
 
 export type DatabaseKind = 'postgresql' | 'pglite';
 export type Orm = MikroORM<AbstractSqlDriver>;

@@ -201,7 +201,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** List organizations, by slug (superadmin). */
+        get: operations["listOrganizations"];
         put?: never;
         /** Create an organization (superadmin). */
         post: operations["createOrganization"];
@@ -209,6 +210,36 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /** Read an organization (any role, in their own organization). */
+        get: operations["getOrganization"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename an organization, change its settings, or (superadmin) deactivate it.
+         * @description An admin may change the name and settings of their own organization. Only a superadmin may
+         *     change `active`: a deactivated organization keeps its data, but its API keys and its users
+         *     stop working at once. Nobody can deactivate their own organization.
+         */
+        patch: operations["updateOrganization"];
         trace?: never;
     };
     "/orgs/{org}/users": {
@@ -225,13 +256,165 @@ export interface paths {
             };
             cookie?: never;
         };
-        get?: never;
+        /** List the organization's users, by email (admin, or superadmin). */
+        get: operations["listUsers"];
         put?: never;
         /**
          * Add a user to an organization (admin of that organization, or superadmin).
          * @description Only a superadmin may grant the `superadmin` role.
          */
         post: operations["createUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/users/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                userId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user (admin, or superadmin).
+         * @description Nobody can delete themselves, only a superadmin may delete a superadmin, and the last active
+         *     admin of an organization cannot be deleted (409). Keys the user created stay valid.
+         */
+        delete: operations["deleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a user's role, names or active flag (admin, or superadmin).
+         * @description Only a superadmin may grant the `superadmin` role or change a superadmin. Nobody can change
+         *     their own role or deactivate themselves, and the last active admin of an organization
+         *     cannot be demoted or deactivated (409). A role change or a deactivation ends the user's
+         *     sessions at once.
+         */
+        patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/orgs/{org}/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Find chats (any role).
+         * @description Keyset pagination: pass `nextCursor` back as `cursor` for the next page, with the same
+         *     filters. Pages never repeat or skip a chat because of chats created meanwhile. With
+         *     `sort=lastActivity` a chat that receives a message moves to the top, so while paging it may
+         *     be seen again on a later visit; `sort=createdAt` gives a fixed order.
+         *     `from`/`to` bound the sort key (creation or last activity), `from` inclusive, `to` exclusive.
+         *     `q` is a full-text search (words, "quoted phrases", -excluded) over titles and message content.
+         */
+        get: operations["listChats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/chats/{chatId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        /** Read a chat (any role). */
+        get: operations["getChat"];
+        put?: never;
+        post?: never;
+        /** Delete a chat and its messages (admin, or superadmin). */
+        delete: operations["deleteChat"];
+        options?: never;
+        head?: never;
+        /** Change a chat's title, tags or metadata (user and up). */
+        patch: operations["updateChat"];
+        trace?: never;
+    };
+    "/orgs/{org}/chats/{chatId}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read a chat's messages in conversation order (any role).
+         * @description Ordered by `createdAt`, then `id`. Keyset pagination: messages appended while paging
+         *     appear on later pages, never twice.
+         */
+        get: operations["listChatMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Who did what in the organization, newest first (admin, or superadmin).
+         * @description Secrets (passwords, keys, tokens) are never recorded.
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -469,10 +652,80 @@ export interface components {
             name: string;
             slug: string;
             active: boolean;
+            settings: components["schemas"]["OrganizationSettings"];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        OrganizationSettings: {
+            /** @description Chats whose last activity is older are deleted. `null` keeps them forever. */
+            retentionDays: number | null;
+        };
+        OrganizationList: {
+            items: components["schemas"]["Organization"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        OrganizationUpdate: {
+            name?: string;
+            settings?: {
+                retentionDays?: number | null;
+            };
+            /** @description Superadmin only. */
+            active?: boolean;
+        };
+        /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+        NextCursor: string | null;
+        UserList: {
+            items: components["schemas"]["User"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        UserUpdate: {
+            role?: components["schemas"]["Role"];
+            firstName?: string | null;
+            lastName?: string | null;
+            active?: boolean;
+        };
+        ChatList: {
+            items: components["schemas"]["Chat"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        ChatUpdate: {
+            title?: string | null;
+            tags?: components["schemas"]["Tags"];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        MessageList: {
+            items: components["schemas"]["Message"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        AuditEvent: {
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            at: string;
+            /**
+             * @description One of `auth.login`, `auth.login_failed`, `user.created`, `user.updated`,
+             *     `user.deleted`, `user.password_changed`, `apikey.created`, `apikey.revoked`,
+             *     `organization.created`, `organization.updated`, `chat.updated`, `chat.deleted`
+             *     (more may be added).
+             */
+            action: string;
+            /**
+             * Format: uuid
+             * @description The user who acted; null for the system.
+             */
+            actorId: string | null;
+            actorEmail: string | null;
+            targetType: string | null;
+            targetId: string | null;
+            details: {
+                [key: string]: unknown;
+            };
+        };
+        AuditEventList: {
+            items: components["schemas"]["AuditEvent"][];
+            nextCursor: components["schemas"]["NextCursor"];
         };
         OrganizationCreate: {
             /** @description Not blank. */
@@ -604,6 +857,10 @@ export interface components {
         };
     };
     parameters: {
+        /** @description Page size. */
+        Limit: number;
+        /** @description The `nextCursor` of the previous page. */
+        Cursor: string;
         /** @description The organization's slug. */
         OrgSlug: string;
         /**
@@ -909,6 +1166,34 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
+    listOrganizations: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of organizations. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
     createOrganization: {
         parameters: {
             query?: never;
@@ -937,6 +1222,110 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organization. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    updateOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrganizationUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of users. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
         };
     };
@@ -976,6 +1365,294 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listChats: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                sort?: "lastActivity" | "createdAt";
+                order?: "desc" | "asc";
+                from?: string;
+                to?: string;
+                /** @description Comma-separated tags. */
+                tags?: string;
+                /** @description `any`: chats with at least one of the tags; `all`: chats with every tag. */
+                tagMode?: "any" | "all";
+                externalUserId?: string;
+                source?: string;
+                q?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of chats. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The chat. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Chat"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its messages. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    updateChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatUpdate"];
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Chat"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listChatMessages: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                chatId: components["parameters"]["ChatId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of messages. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only events of this action, e.g. `user.updated`. */
+                action?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
         };
     };

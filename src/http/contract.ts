@@ -16,6 +16,14 @@ export type OperationId = keyof operations;
 type JsonBody<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 /** The request body type of an operation, as generated from the contract. */
 export type RequestBody<Op extends OperationId> = JsonBody<NonNullable<operations[Op]['requestBody']>>;
+type Query<Op extends OperationId> = NonNullable<operations[Op]['parameters']['query']>;
+/**
+ * An operation's query after validation. Defaults of the contract are applied, so a paged
+ * list always has its `limit`.
+ */
+export type QueryOf<Op extends OperationId> = Query<Op> & ('limit' extends keyof Query<Op> ? { limit: number } : unknown);
+/** The query of a route that declared `{ operation }`: validated, coerced and defaulted by then. */
+export const queryOf = <Op extends OperationId>(_operationId: Op, query: unknown) => query as QueryOf<Op>;
 /** The JSON response type of an operation for one status code. */
 export type ResponseBody<Op extends OperationId, Status extends keyof operations[Op]['responses']> = operations[Op]['responses'][Status] extends {
   content: { 'application/json': infer B };
@@ -83,9 +91,9 @@ function isStorableDateTime(value: string): boolean {
   return date.getUTCDate() === day && date.getUTCMonth() === month - 1;
 }
 
-function createAjv(coerceTypes: boolean) {
+function createAjv(forQuery: boolean) {
   // verbose: custom keywords' limits are read back from the schema for the error message.
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, coerceTypes: coerceTypes ? 'array' : false, strictSchema: false });
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, coerceTypes: forQuery ? 'array' : false, useDefaults: forQuery, strictSchema: false });
   addFormats(ajv);
   // Stricter than ajv-formats: only what PostgreSQL's uuid and timestamptz accept unchanged.
   ajv.addFormat('uuid', UUID);

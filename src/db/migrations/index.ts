@@ -1,4 +1,5 @@
 import { Migration20261124000000_initial } from './Migration20261124000000_initial.ts';
+import { Migration20261124100000_dashboard_reads } from './Migration20261124100000_dashboard_reads.ts';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the file system) so the
@@ -6,4 +7,5 @@ import { Migration20261124000000_initial } from './Migration20261124000000_initi
  */
 export const migrations = [
   { name: 'Migration20261124000000_initial', class: Migration20261124000000_initial },
+  { name: 'Migration20261124100000_dashboard_reads', class: Migration20261124100000_dashboard_reads },
 ];

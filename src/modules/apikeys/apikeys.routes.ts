@@ -16,7 +16,7 @@ export const apiKeyRoutes = (auth: Auth) =>
     .post(
       '',
       async ({ em, org, caller, body, set }) => {
-        const { key, rawKey } = await createApiKey(em, org.id, body as RequestBody<'createApiKey'>, caller.user.id);
+        const { key, rawKey } = await createApiKey(em, org.id, body as RequestBody<'createApiKey'>, caller.user);
         set.status = 201;
         return { ...toApiKeyDto(key), key: rawKey } satisfies components['schemas']['ApiKeyWithSecret'];
       },
@@ -24,8 +24,8 @@ export const apiKeyRoutes = (auth: Auth) =>
     )
     .delete(
       '/:keyId',
-      async ({ em, org, params, set }) => {
-        await revokeApiKey(em, org.id, params.keyId);
+      async ({ em, org, caller, params, set }) => {
+        await revokeApiKey(em, org.id, params.keyId, caller.user);
         set.status = 204;
       },
       { session: 'admin', operation: 'revokeApiKey' },

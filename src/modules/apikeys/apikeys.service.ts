@@ -3,6 +3,7 @@ import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { notFound, validationFailed } from '../../http/problem.ts';
 import { isUuid } from '../../http/ids.ts';
+import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { ApiKey } from './apikey.entity.ts';
 
 type ApiKeyDto = components['schemas']['ApiKey'];
@@ -49,7 +50,7 @@ export async function createApiKey(
   em: Em,
   organizationId: string,
   input: { label: string; expiresAt?: string | null },
-  createdBy: string | null,
+  actor: Actor | null,
 ): Promise<{ key: ApiKey; rawKey: string }> {
   const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
   if (expiresAt && expiresAt.getTime() <= Date.now()) {
@@ -61,8 +62,15 @@ export async function createApiKey(
     label: input.label.trim(),
     prefix: rawKey.slice(0, VISIBLE_LENGTH),
     keyHash: hashKey(rawKey),
-    createdBy,
+    createdBy: actor?.id ?? null,
     expiresAt,
+  });
+  recordAudit(em, {
+    organizationId,
+    action: 'apikey.created',
+    actor,
+    target: { type: 'apikey', id: key.id },
+    details: { label: key.label, prefix: key.prefix, expiresAt: expiresAt?.toISOString() ?? null },
   });
   await em.flush();
   return { key, rawKey };
@@ -73,11 +81,13 @@ export function listApiKeys(em: Em, organizationId: string): Promise<ApiKey[]> {
 }
 
 /** Revoking is idempotent; a key of another organization is as absent as a missing one. */
-export async function revokeApiKey(em: Em, organizationId: string, keyId: string): Promise<void> {
+export async function revokeApiKey(em: Em, organizationId: string, keyId: string, actor: Actor | null): Promise<void> {
   if (!isUuid(keyId)) throw notFound('API key');
   const key = await em.findOne(ApiKey, { id: keyId, organizationId });
   if (!key) throw notFound('API key');
-  key.revokedAt ??= new Date();
+  if (key.revokedAt) return;
+  key.revokedAt = new Date();
+  recordAudit(em, { organizationId, action: 'apikey.revoked', actor, target: { type: 'apikey', id: key.id }, details: { label: key.label, prefix: key.prefix } });
   await em.flush();
 }
 

@@ -1,5 +1,6 @@
 import type { Em } from '../../db/orm.ts';
 import { unauthorized } from '../../http/problem.ts';
+import { recordAudit } from '../audit/audit.service.ts';
 import { Organization } from '../orgs/organization.entity.ts';
 import { Session, User } from '../users/user.entity.ts';
 import { normalizeEmail } from '../users/users.service.ts';
@@ -19,12 +20,22 @@ export interface Caller {
 export async function login(em: Em, email: string, password: string, ttlSeconds: number): Promise<Caller & { session: Session }> {
   const user = await em.findOne(User, { email: normalizeEmail(email) }, { populate: ['passwordHash'] });
   const ok = await Bun.password.verify(password, user?.passwordHash ?? (await decoyHash));
-  if (!user || !ok || !user.active) throw invalidCredentials();
+  if (!user) throw invalidCredentials();
   const organization = await em.findOneOrFail(Organization, { id: user.organizationId });
-  if (!organization.active) throw invalidCredentials();
+  const audit = { organizationId: user.organizationId, actor: { id: user.id, email: user.email }, target: { type: 'user', id: user.id } };
+  if (!ok || !user.active || !organization.active) {
+    // Recorded off the response's path, so a known email answers as fast as an unknown one
+    // (which has no organization to record it in; the request log still shows its 401).
+    const reason = !ok ? 'wrong password' : !user.active ? 'user deactivated' : 'organization deactivated';
+    const fork = em.fork();
+    recordAudit(fork, { ...audit, action: 'auth.login_failed', details: { reason } });
+    fork.flush().catch(() => {});
+    throw invalidCredentials();
+  }
 
   user.lastLoginAt = new Date();
   const session = em.create(Session, { userId: user.id, expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
+  recordAudit(em, { ...audit, action: 'auth.login', details: {} });
   await em.flush();
   return { user, organization, session, sessionId: session.id };
 }

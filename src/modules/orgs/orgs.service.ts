@@ -1,10 +1,13 @@
 import type { Em } from '../../db/orm.ts';
 import { iso } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
-import { conflict, notFound, validationFailed } from '../../http/problem.ts';
+import { conflict, forbidden, notFound, validationFailed } from '../../http/problem.ts';
+import { decodeCursor, page } from '../../http/cursor.ts';
+import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { Organization } from './organization.entity.ts';
 
 type OrganizationDto = components['schemas']['Organization'];
+type OrganizationUpdate = components['schemas']['OrganizationUpdate'];
 
 /** Slugs that would be ambiguous in `/orgs/{org}` routes. */
 const RESERVED_SLUGS = new Set(['me']);
@@ -16,24 +19,75 @@ export function toOrganizationDto(org: Organization): OrganizationDto {
     name: org.name,
     slug: org.slug,
     active: org.active,
+    settings: { retentionDays: org.settings?.retentionDays ?? null },
     createdAt: iso(org.createdAt),
     updatedAt: iso(org.updatedAt),
   };
 }
 
-export async function createOrganization(em: Em, input: { name: string; slug: string }): Promise<Organization> {
+export async function createOrganization(em: Em, input: { name: string; slug: string }, actor: Actor | null): Promise<Organization> {
   if (!SLUG.test(input.slug)) {
     throw validationFailed([{ pointer: '/body/slug', message: 'must be 2-63 lowercase letters, digits or inner hyphens' }]);
   }
   if (RESERVED_SLUGS.has(input.slug)) throw conflict(`The slug "${input.slug}" is reserved.`);
   if (await em.count(Organization, { slug: input.slug })) throw conflict(`The slug "${input.slug}" is taken.`);
-  const org = em.create(Organization, { name: input.name.trim(), slug: input.slug });
-  await em.flush();
-  return org;
+  return em.transactional(async (tx) => {
+    const org = tx.create(Organization, { name: input.name.trim(), slug: input.slug });
+    // Entities here reference each other by plain ids, so the unit of work cannot order the
+    // inserts: the organization is written before the event that points at it.
+    await tx.flush();
+    recordAudit(tx, { organizationId: org.id, action: 'organization.created', actor, target: { type: 'organization', id: org.id }, details: { name: org.name, slug: org.slug } });
+    return org;
+  });
 }
 
 export async function findOrganizationBySlug(em: Em, slug: string): Promise<Organization> {
   const org = await em.findOne(Organization, { slug });
   if (!org) throw notFound('organization');
+  return org;
+}
+
+/** Every organization, by slug. */
+export async function listOrganizations(em: Em, query: { limit: number; cursor?: string }) {
+  const after = decodeCursor(query.cursor, 1);
+  const orgs = await em.find(Organization, after ? { slug: { $gt: after[0] } } : {}, { orderBy: { slug: 'asc' }, limit: query.limit + 1 });
+  return page(orgs, query.limit, (org) => [org.slug]);
+}
+
+/**
+ * Renames, changes settings, or (superadmin only) deactivates or reactivates an organization.
+ * Deactivation keeps the data; keys and sessions are refused from the next request on.
+ */
+export async function updateOrganization(
+  em: Em,
+  org: Organization,
+  change: OrganizationUpdate,
+  caller: { actor: Actor; isSuperadmin: boolean; organizationId: string },
+): Promise<Organization> {
+  const fields: string[] = [];
+  if (change.active !== undefined && change.active !== org.active) {
+    if (!caller.isSuperadmin) throw forbidden('Only a superadmin may deactivate or reactivate an organization.');
+    if (!change.active && org.id === caller.organizationId) throw conflict('You cannot deactivate your own organization.');
+    org.active = change.active;
+    fields.push('active');
+  }
+  if (change.name !== undefined && change.name.trim() !== org.name) {
+    org.name = change.name.trim();
+    fields.push('name');
+  }
+  if (change.settings?.retentionDays !== undefined && change.settings.retentionDays !== (org.settings?.retentionDays ?? null)) {
+    org.settings = { ...org.settings, retentionDays: change.settings.retentionDays };
+    fields.push('settings.retentionDays');
+  }
+  if (fields.length) {
+    recordAudit(em, {
+      organizationId: org.id,
+      action: 'organization.updated',
+      actor: caller.actor,
+      target: { type: 'organization', id: org.id },
+      details: { fields, active: org.active, retentionDays: org.settings?.retentionDays ?? null },
+    });
+    await em.flush();
+  }
   return org;
 }

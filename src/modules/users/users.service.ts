@@ -1,11 +1,18 @@
 import type { Em } from '../../db/orm.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
-import { conflict, forbidden, validationFailed } from '../../http/problem.ts';
+import { conflict, forbidden, notFound, validationFailed } from '../../http/problem.ts';
+import { decodeCursor, page } from '../../http/cursor.ts';
+import { isUuid } from '../../http/ids.ts';
+import { recordAudit } from '../audit/audit.service.ts';
 import { Organization } from '../orgs/organization.entity.ts';
 import { Session, User, type Role } from './user.entity.ts';
 
 type UserDto = components['schemas']['User'];
+type UserUpdate = components['schemas']['UserUpdate'];
+
+/** The dashboard user acting, or null for the system (bootstrap, CLI). */
+export type Acting = Pick<User, 'id' | 'email' | 'role'> | null;
 
 export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: 'argon2id' });
 
@@ -27,6 +34,9 @@ export function toUserDto(user: User, org: Pick<Organization, 'slug'>): UserDto 
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
+const isSuperadmin = (acting: Acting) => acting === null || acting.role === 'superadmin';
+const actor = (acting: Acting) => (acting ? { id: acting.id, email: acting.email } : null);
+
 export interface NewUser {
   email: string;
   password: string;
@@ -35,10 +45,8 @@ export interface NewUser {
   lastName?: string | null;
 }
 
-export async function createUser(em: Em, organizationId: string, input: NewUser, grantedBy: Role | 'system'): Promise<User> {
-  if (input.role === 'superadmin' && grantedBy !== 'superadmin' && grantedBy !== 'system') {
-    throw forbidden('Only a superadmin may grant the superadmin role.');
-  }
+export async function createUser(em: Em, organizationId: string, input: NewUser, acting: Acting): Promise<User> {
+  if (input.role === 'superadmin' && !isSuperadmin(acting)) throw forbidden('Only a superadmin may grant the superadmin role.');
   const email = normalizeEmail(input.email);
   if (await em.count(User, { email })) throw conflict('A user with this email exists already.');
   const user = em.create(User, {
@@ -49,8 +57,102 @@ export async function createUser(em: Em, organizationId: string, input: NewUser,
     firstName: input.firstName?.trim() || null,
     lastName: input.lastName?.trim() || null,
   });
+  recordAudit(em, {
+    organizationId,
+    action: 'user.created',
+    actor: actor(acting),
+    target: { type: 'user', id: user.id },
+    details: { email, role: user.role },
+  });
   await em.flush();
   return user;
+}
+
+/** The organization's users, by email. */
+export async function listUsers(em: Em, organizationId: string, query: { limit: number; cursor?: string }) {
+  const after = decodeCursor(query.cursor, 1);
+  const users = await em.find(
+    User,
+    { organizationId, ...(after ? { email: { $gt: after[0] } } : {}) },
+    { orderBy: { email: 'asc' }, limit: query.limit + 1 },
+  );
+  return page(users, query.limit, (user) => [user.email]);
+}
+
+async function findMember(em: Em, organizationId: string, userId: string): Promise<User> {
+  const user = isUuid(userId) ? await em.findOne(User, { id: userId.toLowerCase(), organizationId }) : null;
+  if (!user) throw notFound('user');
+  return user;
+}
+
+/**
+ * An organization must keep an active admin. The other admins' rows are locked, so two admins
+ * demoting each other at the same moment cannot both succeed.
+ */
+async function assertAnotherActiveAdmin(em: Em, user: User): Promise<void> {
+  if (user.role !== 'admin' || !user.active) return;
+  const others = await em.execute(
+    `select id from users where organization_id = ? and role = 'admin' and active and id <> ? for update`,
+    [user.organizationId, user.id],
+  );
+  if (others.length === 0) throw conflict('The organization would be left without an active admin.');
+}
+
+function assertMayManage(acting: Acting, target: User): void {
+  if (target.role === 'superadmin' && !isSuperadmin(acting)) throw forbidden('Only a superadmin may change a superadmin.');
+}
+
+async function endSessions(em: Em, userId: string): Promise<void> {
+  await em.nativeUpdate(Session, { userId, revokedAt: null }, { revokedAt: new Date() });
+}
+
+/** Changes role, names or active flag. A role change or deactivation ends the user's sessions. */
+export async function updateUser(em: Em, organizationId: string, userId: string, change: UserUpdate, acting: Acting): Promise<User> {
+  return em.transactional(async (tx) => {
+    const user = await findMember(tx, organizationId, userId);
+    assertMayManage(acting, user);
+    if (change.role === 'superadmin' && !isSuperadmin(acting)) throw forbidden('Only a superadmin may grant the superadmin role.');
+    const roleChanges = change.role !== undefined && change.role !== user.role;
+    const deactivates = change.active === false && user.active;
+    if (acting && acting.id === user.id && (roleChanges || deactivates)) {
+      throw conflict('You cannot change your own role or deactivate yourself.');
+    }
+    if ((roleChanges && user.role === 'admin') || deactivates) await assertAnotherActiveAdmin(tx, user);
+
+    const changes: Record<string, unknown> = {};
+    if (roleChanges) {
+      changes.role = { from: user.role, to: change.role };
+      user.role = change.role!;
+    }
+    if (change.active !== undefined && change.active !== user.active) {
+      changes.active = change.active;
+      user.active = change.active;
+    }
+    for (const field of ['firstName', 'lastName'] as const) {
+      if (change[field] === undefined) continue;
+      const value = change[field]?.trim() || null;
+      if (value !== (user[field] ?? null)) {
+        changes[field] = true;
+        user[field] = value;
+      }
+    }
+    if (roleChanges || deactivates) await endSessions(tx, user.id);
+    if (Object.keys(changes).length) {
+      recordAudit(tx, { organizationId, action: 'user.updated', actor: actor(acting), target: { type: 'user', id: user.id }, details: { email: user.email, changes } });
+    }
+    return user;
+  });
+}
+
+export async function deleteUser(em: Em, organizationId: string, userId: string, acting: Acting): Promise<void> {
+  await em.transactional(async (tx) => {
+    const user = await findMember(tx, organizationId, userId);
+    assertMayManage(acting, user);
+    if (acting && acting.id === user.id) throw conflict('You cannot delete yourself.');
+    await assertAnotherActiveAdmin(tx, user);
+    recordAudit(tx, { organizationId, action: 'user.deleted', actor: actor(acting), target: { type: 'user', id: user.id }, details: { email: user.email, role: user.role } });
+    tx.remove(user);
+  });
 }
 
 export interface ProfileChange {
@@ -65,14 +167,22 @@ export interface ProfileChange {
  * every other session of the user.
  */
 export async function updateProfile(em: Em, user: User, change: ProfileChange, currentSessionId: string): Promise<User> {
-  if (change.firstName !== undefined) user.firstName = change.firstName?.trim() || null;
-  if (change.lastName !== undefined) user.lastName = change.lastName?.trim() || null;
+  const audit = { organizationId: user.organizationId, actor: actor(user), target: { type: 'user', id: user.id } };
+  const names: string[] = [];
+  for (const field of ['firstName', 'lastName'] as const) {
+    if (change[field] === undefined) continue;
+    const value = change[field]?.trim() || null;
+    if (value !== (user[field] ?? null)) names.push(field);
+    user[field] = value;
+  }
+  if (names.length) recordAudit(em, { ...audit, action: 'user.updated', details: { email: user.email, changes: Object.fromEntries(names.map((n) => [n, true])) } });
   if (change.newPassword !== undefined) {
     await em.populate(user, ['passwordHash']);
     const ok = await Bun.password.verify(change.currentPassword ?? '', user.passwordHash);
     if (!ok) throw validationFailed([{ pointer: '/body/currentPassword', message: 'is not the current password' }]);
     user.passwordHash = await hashPassword(change.newPassword);
     await em.nativeUpdate(Session, { userId: user.id, id: { $ne: currentSessionId }, revokedAt: null }, { revokedAt: new Date() });
+    recordAudit(em, { ...audit, action: 'user.password_changed', details: { email: user.email } });
   }
   await em.flush();
   return user;

@@ -1,0 +1,61 @@
+import { isUuid } from './ids.ts';
+import { validationFailed } from './problem.ts';
+
+/**
+ * Keyset cursors: the sort key of the last row of a page, opaque to clients (base64url JSON).
+ * Timestamps travel as PostgreSQL printed them, so microseconds survive the round trip.
+ */
+export function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+const invalidCursor = () => validationFailed([{ pointer: '/query/cursor', message: 'is not a cursor of this list' }]);
+
+/**
+ * `isValid` checks the parts before they reach SQL: a forged part that the database cannot cast
+ * must be a 422 like a garbled cursor, not a 500.
+ */
+export function decodeCursor(cursor: string | undefined, arity: number, isValid: (key: string[]) => boolean = () => true): string[] | undefined {
+  if (cursor === undefined) return undefined;
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalidCursor();
+  }
+  if (Array.isArray(key) && key.length === arity && key.every((part) => typeof part === 'string' && part.length <= 100) && isValid(key)) {
+    return key as string[];
+  }
+  throw invalidCursor();
+}
+
+// timestamptz as PostgreSQL prints it with DateStyle ISO: `2026-11-24 04:10:50.7865+00`.
+const PG_TIMESTAMPTZ = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,6})?[+-](?:0\d|1[0-5])(?::[0-5]\d){0,2}$/;
+
+function isPgTimestamp(text: string): boolean {
+  const m = PG_TIMESTAMPTZ.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  date.setUTCFullYear(year);
+  return year >= 1 && hour <= 23 && minute <= 59 && second <= 59 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+export interface TimeIdKey {
+  /** As PostgreSQL printed it. */
+  at: string;
+  id: string;
+}
+
+/** The cursor of a list ordered by (a timestamp, a uuid): both parts checked, or a 422. */
+export function decodeTimeIdCursor(cursor: string | undefined): TimeIdKey | undefined {
+  const key = decodeCursor(cursor, 2, ([at, id]) => isPgTimestamp(at!) && isUuid(id!));
+  return key && { at: key[0]!, id: key[1]! };
+}
+
+/** Reads one row more than the page size to know whether another page follows. */
+export function page<T>(rows: T[], limit: number, keyOf: (row: T) => (string | number)[]): { items: T[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(keyOf(last)) : null };
+}
