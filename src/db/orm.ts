@@ -58,7 +58,13 @@ export async function openDatabase(
     kind = 'pglite';
     const dir = config.dataDir === 'memory://' ? 'memory://' : join(config.dataDir, 'pgdata');
     if (dir !== 'memory://') mkdirSync(dir, { recursive: true });
-    orm = (await PgliteORM.init({ ...sharedOptions, dbName: dir })) as unknown as Orm;
+    orm = (await PgliteORM.init({
+      ...sharedOptions,
+      dbName: dir,
+      // PostgreSQL's default 128 MB of shared buffers doubles the process's memory; the OS
+      // page cache still holds the data files.
+      driverOptions: { postgresqlconf: 'shared_buffers = 32MB' },
+    })) as unknown as Orm;
   }
   return {
     orm,

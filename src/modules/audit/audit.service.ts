@@ -2,6 +2,7 @@ import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
 import { decodeCursor, page } from '../../http/cursor.ts';
 import { iso } from '../../http/time.ts';
+import { isUuid } from '../../http/ids.ts';
 import { AuditEvent } from './audit.entity.ts';
 
 export interface Actor {
@@ -50,7 +51,7 @@ export function toAuditEventDto(event: AuditEvent): AuditEventDto {
 
 /** Newest first. Ids are UUIDv7, so their order is the order of the events. */
 export async function listAuditEvents(em: Em, organizationId: string, query: { limit: number; cursor?: string; action?: string }) {
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, 1, ([id]) => isUuid(id!));
   const events = await em.find(
     AuditEvent,
     {

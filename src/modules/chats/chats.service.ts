@@ -1,6 +1,10 @@
 import type { Em } from '../../db/orm.ts';
-import type { components } from '../../generated/openapi.ts';
+import type { components, operations } from '../../generated/openapi.ts';
+import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
+import { isUuid } from '../../http/ids.ts';
+import { notFound } from '../../http/problem.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
+import { recordAudit, type Actor } from '../audit/audit.service.ts';
 
 type ChatDto = components['schemas']['Chat'];
 type ChatCreate = components['schemas']['ChatCreate'];
@@ -64,4 +68,163 @@ export async function createChat(em: Em, organizationId: string, input: ChatCrea
 /** A text[] literal; every element quoted so commas, quotes and braces round-trip. */
 export function toPgArray(values: string[]): string {
   return `{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+}
+
+type ChatUpdate = components['schemas']['ChatUpdate'];
+export type ListChatsQuery = NonNullable<operations['listChats']['parameters']['query']>;
+
+/** A chat of the organization; anything else (including a malformed id) is a 404. */
+export async function findChat(em: Em, organizationId: string, chatId: string, { forUpdate = false } = {}): Promise<ChatRow> {
+  if (!isUuid(chatId)) throw notFound('chat');
+  const [chat] = await em.execute<ChatRow[]>(
+    `select * from chats where organization_id = ? and id = ?${forUpdate ? ' for update' : ''}`,
+    [organizationId, chatId],
+  );
+  if (!chat) throw notFound('chat');
+  return chat;
+}
+
+export interface ChatFilters {
+  sort: 'lastActivity' | 'createdAt';
+  order: 'desc' | 'asc';
+  from?: string;
+  to?: string;
+  tags: string[];
+  tagMode: 'any' | 'all';
+  externalUserId?: string;
+  source?: string;
+  q?: string;
+}
+
+/** The contract's defaults, and `tags` split into a clean list. */
+export function chatFilters(query: ListChatsQuery): ChatFilters {
+  const tags = [...new Set((query.tags ?? '').split(',').map((tag) => tag.trim()).filter((tag) => tag !== ''))];
+  return {
+    sort: query.sort ?? 'lastActivity',
+    order: query.order ?? 'desc',
+    from: query.from,
+    to: query.to,
+    tags,
+    tagMode: query.tagMode ?? 'any',
+    externalUserId: query.externalUserId,
+    source: query.source,
+    q: query.q,
+  };
+}
+
+// Exactly the indexed expressions (chats_activity_idx, chats_created_idx, chats_title_search_idx,
+// messages_content_search_idx): any other spelling and the planner cannot use the indexes.
+const SORT_KEY = { lastActivity: 'greatest(c.created_at, c.last_message_at)', createdAt: 'c.created_at' } as const;
+const TITLE_VECTOR = `to_tsvector('simple', coalesce(c.title, ''))`;
+const CONTENT_VECTOR = `to_tsvector('simple', m.content)`;
+// Parameters: the query, the organization, the query. A chat matches when its title, or one of
+// its messages, matches the whole query.
+const MATCHES_QUERY = `(${TITLE_VECTOR} @@ websearch_to_tsquery('simple', ?)
+        or exists (select 1 from messages m
+                    where m.organization_id = ? and m.chat_id = c.id
+                      and ${CONTENT_VECTOR} @@ websearch_to_tsquery('simple', ?)))`;
+
+export interface Sql {
+  sql: string;
+  params: unknown[];
+}
+
+/** One page (plus one row) of chats. `sort_key` is the sort key as PostgreSQL prints it, for the cursor. */
+export function listChatsSql(organizationId: string, filters: ChatFilters, after: TimeIdKey | undefined, limit: number): Sql {
+  const key = SORT_KEY[filters.sort];
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const and = (condition: string, ...values: unknown[]) => {
+    where.push(condition);
+    params.push(...values);
+  };
+  and('c.organization_id = ?', organizationId);
+  if (filters.from !== undefined) and(`${key} >= ?::timestamptz`, filters.from);
+  if (filters.to !== undefined) and(`${key} < ?::timestamptz`, filters.to);
+  if (filters.tags.length) and(`c.tags ${filters.tagMode === 'all' ? '@>' : '&&'} ?::text[]`, toPgArray(filters.tags));
+  if (filters.externalUserId !== undefined) and('c.external_user_id = ?', filters.externalUserId);
+  if (filters.source !== undefined) and('c.source = ?', filters.source);
+  if (filters.q !== undefined) and(MATCHES_QUERY, filters.q, organizationId, filters.q);
+  // A row comparison, so the index range starts right after the cursor.
+  if (after) and(`(${key}, c.id) ${filters.order === 'desc' ? '<' : '>'} (?::timestamptz, ?::uuid)`, after.at, after.id);
+  const direction = filters.order;
+  return {
+    sql: `select c.*, ${key} as sort_key from chats c
+           where ${where.join('\n             and ')}
+           order by ${key} ${direction}, c.id ${direction}
+           limit ?`,
+    params: [...params, limit + 1],
+  };
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+
+export async function listChats(em: Em, organizationId: string, query: ListChatsQuery) {
+  const after = decodeTimeIdCursor(query.cursor);
+  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  const { sql, params } = listChatsSql(organizationId, chatFilters(query), after, limit);
+  const rows = await em.execute<(ChatRow & { sort_key: string })[]>(sql, params);
+  return page(rows, limit, (row) => [row.sort_key, row.id]);
+}
+
+interface ChatChange {
+  field: keyof ChatUpdate;
+  assignment: string;
+  value: unknown;
+}
+
+/** Only the fields whose value differs: a PATCH that changes nothing writes nothing. */
+function chatChanges(chat: ChatRow, change: ChatUpdate): ChatChange[] {
+  const changes: ChatChange[] = [];
+  if (change.title !== undefined && change.title !== chat.title) {
+    changes.push({ field: 'title', assignment: 'title = ?', value: change.title });
+  }
+  if (change.tags !== undefined && !Bun.deepEquals(change.tags, chat.tags)) {
+    changes.push({ field: 'tags', assignment: 'tags = ?::text[]', value: toPgArray(change.tags) });
+  }
+  if (change.metadata !== undefined && !Bun.deepEquals(change.metadata, chat.metadata)) {
+    changes.push({ field: 'metadata', assignment: 'metadata = ?::jsonb', value: JSON.stringify(change.metadata) });
+  }
+  return changes;
+}
+
+export async function updateChat(em: Em, organizationId: string, chatId: string, change: ChatUpdate, actor: Actor): Promise<ChatRow> {
+  return em.transactional(async (tx) => {
+    const chat = await findChat(tx, organizationId, chatId, { forUpdate: true });
+    const changes = chatChanges(chat, change);
+    if (!changes.length) return chat;
+    const [updated] = await tx.execute<ChatRow[]>(
+      `update chats set ${changes.map((c) => c.assignment).join(', ')}, updated_at = now()
+        where organization_id = ? and id = ?
+        returning *`,
+      [...changes.map((c) => c.value), organizationId, chat.id],
+    );
+    recordAudit(tx, {
+      organizationId,
+      action: 'chat.updated',
+      actor,
+      target: { type: 'chat', id: chat.id },
+      details: { fields: changes.map((c) => c.field) },
+    });
+    return updated!;
+  });
+}
+
+/** Deletes a chat; its messages go with it (ON DELETE CASCADE). */
+export async function deleteChat(em: Em, organizationId: string, chatId: string, actor: Actor): Promise<void> {
+  if (!isUuid(chatId)) throw notFound('chat');
+  await em.transactional(async (tx) => {
+    const [deleted] = await tx.execute<Pick<ChatRow, 'id' | 'message_count'>[]>(
+      `delete from chats where organization_id = ? and id = ? returning id, message_count`,
+      [organizationId, chatId],
+    );
+    if (!deleted) throw notFound('chat');
+    recordAudit(tx, {
+      organizationId,
+      action: 'chat.deleted',
+      actor,
+      target: { type: 'chat', id: deleted.id },
+      details: { messageCount: Number(deleted.message_count) },
+    });
+  });
 }

@@ -3,6 +3,8 @@ import type { components } from '../../generated/openapi.ts';
 import { conflict, notFound, validationFailed, type FieldError } from '../../http/problem.ts';
 import { isUuid } from '../../http/ids.ts';
 import { iso } from '../../http/time.ts';
+import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
+import { DEFAULT_PAGE_SIZE, findChat, type Sql } from '../chats/chats.service.ts';
 
 type MessageDto = components['schemas']['Message'];
 type MessageCreate = components['schemas']['MessageCreate'];
@@ -153,4 +155,30 @@ export async function appendMessages(
     }
     throw error;
   }
+}
+
+/** One page (plus one row) of a chat's messages in conversation order, along messages_chat_idx. */
+export function listMessagesSql(organizationId: string, chatId: string, after: TimeIdKey | undefined, limit: number): Sql {
+  const params: unknown[] = [organizationId, chatId];
+  let keyset = '';
+  if (after) {
+    keyset = 'and (created_at, id) > (?::timestamptz, ?::uuid)';
+    params.push(after.at, after.id);
+  }
+  return {
+    sql: `select * from messages
+           where organization_id = ? and chat_id = ? ${keyset}
+           order by created_at, id
+           limit ?`,
+    params: [...params, limit + 1],
+  };
+}
+
+export async function listChatMessages(em: Em, organizationId: string, chatId: string, query: { limit?: number; cursor?: string }) {
+  const after = decodeTimeIdCursor(query.cursor);
+  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  const chat = await findChat(em, organizationId, chatId);
+  const { sql, params } = listMessagesSql(organizationId, chat.id, after, limit);
+  const rows = await em.execute<MessageRow[]>(sql, params);
+  return page(rows, limit, (row) => [String(row.created_at), row.id]);
 }

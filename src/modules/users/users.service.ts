@@ -86,16 +86,17 @@ async function findMember(em: Em, organizationId: string, userId: string): Promi
 }
 
 /**
- * An organization must keep an active admin. The other admins' rows are locked, so two admins
- * demoting each other at the same moment cannot both succeed.
+ * An organization must keep an active admin. All its active admins' rows are locked, in id
+ * order so that concurrent requests queue instead of deadlocking: of two admins demoting each
+ * other at the same moment, the second sees the first's change and is refused.
  */
 async function assertAnotherActiveAdmin(em: Em, user: User): Promise<void> {
   if (user.role !== 'admin' || !user.active) return;
-  const others = await em.execute(
-    `select id from users where organization_id = ? and role = 'admin' and active and id <> ? for update`,
-    [user.organizationId, user.id],
+  const admins = await em.execute<{ id: string }[]>(
+    `select id from users where organization_id = ? and role = 'admin' and active order by id for update`,
+    [user.organizationId],
   );
-  if (others.length === 0) throw conflict('The organization would be left without an active admin.');
+  if (!admins.some((admin) => admin.id !== user.id)) throw conflict('The organization would be left without an active admin.');
 }
 
 function assertMayManage(acting: Acting, target: User): void {

@@ -1,0 +1,320 @@
+/**
+ * Timing of the dashboard's lists on a realistic volume:
+ *   bun bench/lists.ts
+ * Creates the database chatlogger_bench_lists on the server of BENCH_DATABASE_URL, migrates it,
+ * seeds 1,000,000 messages over 20,000 chats in one organization and 200,000 messages in another,
+ * times the lists through the HTTP app, prints EXPLAIN ANALYZE of each, and drops the database.
+ */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
+import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { decodeTimeIdCursor } from '../src/http/cursor.ts';
+import { createLogger } from '../src/logger.ts';
+import { chatFilters, listChatsSql, type ListChatsQuery, type Sql } from '../src/modules/chats/chats.service.ts';
+import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
+
+const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DATABASE = 'chatlogger_bench_lists';
+const RUNS = 50;
+const WARMUP = 5;
+const DEEP_PAGE = 20;
+const PASSWORD = 'bench-password-1';
+
+const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+async function adminQuery(sql: string) {
+  const admin = await openDatabase({ databaseUrl: SERVER_URL, dataDir: 'memory://', databasePoolSize: 1 });
+  try {
+    await admin.fork().execute(sql);
+  } finally {
+    await admin.close();
+  }
+}
+
+function benchUrl(): string {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${DATABASE}`;
+  return url.toString();
+}
+
+// ---- seeding ---------------------------------------------------------------------------------
+
+const WORDS = `
+the a to and of i you it is in for my that this on with be can not have please what how do
+order account help thanks hello password reset refund invoice payment card charge billing plan
+subscription upgrade downgrade cancel renew trial price discount coupon shipping delivery
+tracking package address return exchange warranty broken error crash bug login email phone
+app website page button screen update version install download sync backup export import
+report dashboard setting notification alert message chat agent support ticket issue problem
+question answer time day week month today tomorrow yesterday morning evening weekend holiday
+fast slow quickly wait still again already never always sometimes maybe sure great fine ok
+sorry unfortunately apologize understand check look see find try fix solve resolve escalate
+manager team customer user admin owner member invite share permission access security
+verify code token key api integration webhook limit quota storage upload file image photo
+document pdf spreadsheet language translate english spanish german french localization
+mobile android iphone tablet browser chrome firefox safari desktop windows mac linux
+`.trim().split(/\s+/);
+
+const TAGS = ['refund', 'bug', 'feature', 'account', 'login', 'urgent', 'sales', 'support', 'mobile', 'web', 'api', 'churn', 'onboarding', 'feedback', 'security', 'pricing', 'integration'];
+
+const wordsLiteral = `array[${WORDS.map((w) => `'${w}'`).join(',')}]`;
+const tagsLiteral = `array[${TAGS.map((w) => `'${w}'`).join(',')}]`;
+
+// A Zipf-like pick: early words are common, late ones rare, as in real text. `length` must
+// depend on the row, which makes the subquery correlated: evaluated per row, not once.
+const sentence = (length: string) => `(
+  select string_agg(w[1 + floor(power(random(), 3) * array_length(w, 1))::int], ' ')
+    from (select ${wordsLiteral} as w) words, generate_series(1, ${length})
+)`;
+
+// Chat ids derive from the chat's number, so messages can name their chat without a lookup.
+const chatIdOf = (n: string) => `md5(?::text || ':' || ${n})::uuid`;
+const START = `timestamptz '2025-01-01 00:00:00+00'`;
+const chatCreatedAt = (n: string, chats: number) => `${START} + ${n} * (interval '365 days' / ${chats})`;
+
+interface OrgSeed {
+  organizationId: string;
+  chats: number;
+  messages: number;
+  /** Messages of chat number 1 (included in `messages`). */
+  bigChat: number;
+}
+
+async function seedOrganization(em: Em, { organizationId, chats, messages, bigChat }: OrgSeed) {
+  await em.execute(
+    `insert into chats (organization_id, id, title, tags, external_user_id, source, created_at, updated_at)
+     select ?, ${chatIdOf('n')}, initcap(${sentence('2 + n % 5')}),
+            array_remove(array[case when n % 10 = 0 then 'billing' end, (${tagsLiteral})[1 + n % ${TAGS.length}],
+                               case when n % 53 = 0 then 'vip' end], null),
+            'user-' || (n % 3000), (array['web', 'ios', 'android', 'api'])[1 + n % 4],
+            ${chatCreatedAt('n', chats)}, ${chatCreatedAt('n', chats)}
+       from generate_series(1, ${chats}) as n`,
+    [organizationId, organizationId],
+  );
+  // Message k of chat c: chats talk at their own pace (1 to 90 minutes between messages).
+  const others = chats - 1;
+  await em.execute(
+    `insert into messages (organization_id, id, chat_id, role, content, model, prompt_tokens, completion_tokens,
+                           total_tokens, latency_ms, created_at)
+     select ?, gen_random_uuid(), ${chatIdOf('c')},
+            case when k % 2 = 0 then 'user' else 'assistant' end,
+            ${sentence('4 + (n % 29)')},
+            case when k % 2 = 1 then 'gpt-4o' end, 20 + n % 400, 50 + n % 700, 70 + n % 1100, 300 + n % 4000,
+            ${chatCreatedAt('c', chats)} + k * (1 + c * 31 % 90) * interval '1 minute' + (n % 1000) * interval '1 microsecond'
+       from generate_series(1, ${messages}) as n,
+            lateral (select case when n <= ${bigChat} then 1 else 2 + (n - ${bigChat}) % ${others} end as c,
+                            case when n <= ${bigChat} then n else (n - ${bigChat}) / ${others} end as k) as pos`,
+    [organizationId, organizationId],
+  );
+  await em.execute(
+    `update chats c
+        set last_message_at = m.last_at, message_count = m.count
+       from (select chat_id, max(created_at) as last_at, count(*) as count
+               from messages where organization_id = ? group by chat_id) m
+      where c.organization_id = ? and c.id = m.chat_id`,
+    [organizationId, organizationId],
+  );
+}
+
+/** Secondary indexes are built once after the bulk load, as a restore would (much faster than row by row). */
+async function withIndexesRebuilt(em: Em, load: () => Promise<void>) {
+  const indexes = await em.execute<{ name: string; definition: string }[]>(
+    `select i.indexrelid::regclass::text as name, pg_get_indexdef(i.indexrelid) as definition
+       from pg_index i
+      where i.indrelid in ('chats'::regclass, 'messages'::regclass)
+        and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)`,
+  );
+  for (const index of indexes) await em.execute(`drop index ${index.name}`);
+  await load();
+  for (const index of indexes) await em.execute(index.definition);
+}
+
+async function seed(db: Database, orgA: string, orgB: string) {
+  await db.fork().transactional(async (tx) => {
+    await tx.execute(`set local maintenance_work_mem = '512MB'`);
+    await tx.execute(`select setseed(0.42)`);
+    await withIndexesRebuilt(tx, async () => {
+      log('seeding organization A: 20,000 chats, 1,000,000 messages');
+      await seedOrganization(tx, { organizationId: orgA, chats: 20_000, messages: 1_000_000, bigChat: 5_000 });
+      log('seeding organization B: 4,000 chats, 200,000 messages');
+      await seedOrganization(tx, { organizationId: orgB, chats: 4_000, messages: 200_000, bigChat: 1_000 });
+      log('building indexes');
+    });
+  });
+  log('analyze');
+  await db.fork().execute('analyze');
+}
+
+// ---- measuring -------------------------------------------------------------------------------
+
+type App = ReturnType<typeof createApp>;
+
+interface Scenario {
+  name: string;
+  /** Path without query string, and the list's query. */
+  path: string;
+  query: Record<string, string>;
+  sqlFor(cursor: string | undefined): Sql;
+}
+
+interface Result {
+  name: string;
+  page: string;
+  rows: number;
+  median: number;
+  p95: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function get(app: App, token: string, path: string, query: Record<string, string>) {
+  const url = `http://bench.local${path}?${new URLSearchParams(query)}`;
+  const response = await app.handle(new Request(url, { headers: { authorization: `Bearer ${token}` } }));
+  if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as { items: { id: string }[]; nextCursor: string | null };
+}
+
+async function measure(app: App, token: string, path: string, query: Record<string, string>) {
+  for (let n = 0; n < WARMUP; n++) await get(app, token, path, query);
+  const samples: number[] = [];
+  let rows = 0;
+  for (let n = 0; n < RUNS; n++) {
+    const started = performance.now();
+    rows = (await get(app, token, path, query)).items.length;
+    samples.push(performance.now() - started);
+  }
+  samples.sort((a, b) => a - b);
+  return { rows, median: percentile(samples, 50), p95: percentile(samples, 95) };
+}
+
+/** The cursor of page DEEP_PAGE + 1, reached by following the cursors like a client. */
+async function deepCursor(app: App, token: string, scenario: Scenario): Promise<string> {
+  let cursor: string | undefined;
+  for (let n = 0; n < DEEP_PAGE; n++) {
+    const page = await get(app, token, scenario.path, { ...scenario.query, ...(cursor ? { cursor } : {}) });
+    if (!page.nextCursor) throw new Error(`${scenario.name} has fewer than ${DEEP_PAGE + 1} pages`);
+    cursor = page.nextCursor;
+  }
+  return cursor!;
+}
+
+async function explain(db: Database, { sql, params }: Sql): Promise<string> {
+  const rows = await db.fork().execute<Record<string, string>[]>(`explain (analyze, buffers) ${sql}`, params);
+  return rows.map((row) => row['QUERY PLAN']).join('\n');
+}
+
+function table(results: Result[]): string {
+  const header = ['list', 'page', 'rows', 'median ms', 'p95 ms'];
+  const lines = results.map((r) => [r.name, r.page, String(r.rows), r.median.toFixed(2), r.p95.toFixed(2)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const row = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(row)].join('\n');
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+async function main() {
+  const startedAt = performance.now();
+  log(`creating database ${DATABASE}`);
+  await adminQuery(`drop database if exists ${DATABASE} with (force)`);
+  await adminQuery(`create database ${DATABASE}`);
+  let db: Database | undefined;
+  try {
+    db = await openDatabase({ databaseUrl: benchUrl(), dataDir: 'memory://', databasePoolSize: 4 });
+    await db.migrate();
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
+      DATA_DIR: join(tmpdir(), 'chatlogger-bench-unused'),
+      DATABASE_URL: benchUrl(),
+      LOG_LEVEL: 'silent',
+    });
+    const app = createApp({ config, db, log: createLogger('silent') });
+    const { orgA, orgB, token } = await tenants(app, db);
+    await seed(db, orgA, orgB);
+
+    const [bigChat] = await db.fork().execute<{ id: string; message_count: number }[]>(
+      `select id, message_count from chats where organization_id = ? order by message_count desc limit 1`,
+      [orgA],
+    );
+    const scenarios = listScenarios(orgA, bigChat!.id);
+    const results: Result[] = [];
+    const plans: string[] = [];
+    for (const scenario of scenarios) {
+      log(`timing ${scenario.name}`);
+      const first = await measure(app, token, scenario.path, scenario.query);
+      results.push({ name: scenario.name, page: 'first', ...first });
+      const cursor = await deepCursor(app, token, scenario);
+      const deep = await measure(app, token, scenario.path, { ...scenario.query, cursor });
+      results.push({ name: scenario.name, page: `${DEEP_PAGE + 1}st`, ...deep });
+      plans.push(`### ${scenario.name}, first page\n${await explain(db, scenario.sqlFor(undefined))}`);
+      plans.push(`### ${scenario.name}, page ${DEEP_PAGE + 1}\n${await explain(db, scenario.sqlFor(cursor))}`);
+    }
+    await checkIsolation(app, token, db, orgA);
+
+    console.log(`\nGET through createApp().handle, ${RUNS} runs after ${WARMUP} warm-up, limit 50; organization A: 20,000 chats / 1,000,000 messages, B: 4,000 / 200,000\n`);
+    console.log(table(results));
+    console.log(`\n${plans.join('\n\n')}\n`);
+    log(`done in ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
+  } finally {
+    await db?.close();
+    await adminQuery(`drop database if exists ${DATABASE} with (force)`);
+  }
+}
+
+function listScenarios(orgA: string, bigChatId: string): Scenario[] {
+  const chats = (name: string, query: Omit<ListChatsQuery, 'limit'>): Scenario => ({
+    name,
+    path: '/orgs/me/chats',
+    query: { limit: '50', ...(query as Record<string, string>) },
+    sqlFor: (cursor) => listChatsSql(orgA, chatFilters(query), decodeTimeIdCursor(cursor), 50),
+  });
+  return [
+    chats('chats by lastActivity', { sort: 'lastActivity' }),
+    chats('chats by createdAt', { sort: 'createdAt' }),
+    chats('chats tags=billing', { tags: 'billing' }),
+    chats('chats q=refund', { q: 'refund' }),
+    {
+      name: 'messages of a 5,000-message chat',
+      path: `/orgs/me/chats/${bigChatId}/messages`,
+      query: { limit: '50' },
+      sqlFor: (cursor) => listMessagesSql(orgA, bigChatId, decodeTimeIdCursor(cursor), 50),
+    },
+  ];
+}
+
+/** Organizations and an admin of A made through the API, as the dashboard would. */
+async function tenants(app: App, db: Database) {
+  const call = async (method: string, path: string, body: unknown, token?: string) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const response = await app.handle(new Request(`http://bench.local${path}`, { method, headers, body: JSON.stringify(body) }));
+    if (response.status >= 300) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD })).token);
+  await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
+  const root = await login('root@bench.local');
+  const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);
+  const orgB = String((await call('POST', '/orgs', { name: 'Bench B', slug: 'bench-b' }, root)).id);
+  await call('POST', '/orgs/bench-a/users', { email: 'admin@bench-a.local', password: PASSWORD, role: 'admin' }, root);
+  return { orgA, orgB, token: await login('admin@bench-a.local') };
+}
+
+/** The search must find only organization A's chats although B's messages use the same words. */
+async function checkIsolation(app: App, token: string, db: Database, orgA: string) {
+  const page = await get(app, token, '/orgs/me/chats', { q: 'refund', limit: '200' });
+  const ids = page.items.map((chat) => chat.id);
+  const [row] = await db.fork().execute<{ n: number }[]>(
+    `select count(*)::int as n from chats where organization_id = ? and id in (${ids.map(() => '?').join(',')})`,
+    [orgA, ...ids],
+  );
+  if (ids.length === 0 || row!.n !== ids.length) throw new Error('q returned chats of another organization');
+}
+
+await main();
