@@ -17,9 +17,22 @@ export interface SessionClaims {
   sid: string;
 }
 
-function bearerToken(header: string | undefined): string | undefined {
-  const match = header?.match(/^Bearer\s+(\S+)$/i);
-  return match?.[1];
+type Verifier = { verify(token: string, options: object): Promise<Record<string, unknown> | false> };
+
+/**
+ * The session claims of a request, from `Authorization: Bearer` or the cookie, verified with the
+ * algorithm pinned and issuer and audience checked; null when absent or not valid.
+ */
+export async function sessionClaims(
+  config: Config,
+  jwt: Verifier,
+  request: { authorization?: string; cookie?: unknown },
+): Promise<SessionClaims | null> {
+  const token = request.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (typeof request.cookie === 'string' ? request.cookie : undefined);
+  if (!token) return null;
+  const claims = await jwt.verify(token, { algorithms: ['HS256'], issuer: config.jwtIssuer, audience: config.jwtAudience });
+  if (!claims || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') return null;
+  return { sub: claims.sub, sid: claims.sid };
 }
 
 /**
@@ -55,16 +68,10 @@ export const auth = (config: Config, context: RequestContext) =>
       session(minimumRole: Role) {
         return {
           async resolve({ em, jwt, cookie, headers, params }) {
-            const token = bearerToken(headers.authorization) ?? (cookie[SESSION_COOKIE]?.value as string | undefined);
-            if (!token) throw unauthorized();
-            const claims = await jwt.verify(token, {
-              algorithms: ['HS256'],
-              issuer: config.jwtIssuer,
-              audience: config.jwtAudience,
-            });
-            if (!claims || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') {
-              throw unauthorized('The session is invalid or has expired; log in again.');
-            }
+            const presented = headers.authorization ?? cookie[SESSION_COOKIE]?.value;
+            if (!presented) throw unauthorized();
+            const claims = await sessionClaims(config, jwt, { authorization: headers.authorization, cookie: cookie[SESSION_COOKIE]?.value });
+            if (!claims) throw unauthorized('The session is invalid or has expired; log in again.');
             const caller = await resolveSession(em, claims.sid, claims.sub);
             if (!caller) throw unauthorized('The session is invalid or has expired; log in again.');
 
@@ -83,7 +90,12 @@ async function organizationFor(caller: Caller, ref: string, em: Parameters<typeo
   return findOrganizationBySlug(em, ref);
 }
 
-export function cookieSecure(config: Config, request: Request): boolean {
+/** The session cookie's attributes; `expires` or `maxAge` is added by the caller. */
+export function sessionCookie(config: Config, request: Request) {
+  return { httpOnly: true, sameSite: 'lax' as const, secure: cookieSecure(config, request), path: '/' };
+}
+
+function cookieSecure(config: Config, request: Request): boolean {
   if (config.cookieSecure !== 'auto') return config.cookieSecure === 'always';
   if (config.env === 'production') return true;
   return new URL(request.url).protocol === 'https:' || request.headers.get('x-forwarded-proto') === 'https';

@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia';
 import type { Config } from '../../config.ts';
-import { cookieSecure, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
+import { sessionClaims, sessionCookie, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
 import { iso } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
@@ -18,14 +18,7 @@ export const authRoutes = (config: Config, auth: Auth) =>
         const { user, organization, session } = await login(em, email, password, config.sessionTtlSeconds);
         const claims: SessionClaims = { sub: user.id, sid: session.id };
         const token = await jwt.sign({ ...claims, exp: Math.floor(session.expiresAt.getTime() / 1000) });
-        cookie[SESSION_COOKIE]!.set({
-          value: token,
-          httpOnly: true,
-          sameSite: 'lax',
-          secure: cookieSecure(config, request),
-          path: '/',
-          expires: session.expiresAt,
-        });
+        cookie[SESSION_COOKIE]!.set({ value: token, ...sessionCookie(config, request), expires: session.expiresAt });
         return {
           user: toUserDto(user, organization),
           token,
@@ -37,17 +30,9 @@ export const authRoutes = (config: Config, auth: Auth) =>
     .post(
       '/logout',
       async ({ em, jwt, cookie, headers, set, request }) => {
-        const token = headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (cookie[SESSION_COOKIE]?.value as string | undefined);
-        const claims = token ? await jwt.verify(token, { algorithms: ['HS256'], issuer: config.jwtIssuer, audience: config.jwtAudience }) : false;
-        if (claims && typeof claims.sid === 'string') await logout(em, claims.sid);
-        cookie[SESSION_COOKIE]!.set({
-          value: '',
-          httpOnly: true,
-          sameSite: 'lax',
-          secure: cookieSecure(config, request),
-          path: '/',
-          maxAge: 0,
-        });
+        const claims = await sessionClaims(config, jwt, { authorization: headers.authorization, cookie: cookie[SESSION_COOKIE]?.value });
+        if (claims) await logout(em, claims.sid);
+        cookie[SESSION_COOKIE]!.set({ value: '', ...sessionCookie(config, request), maxAge: 0 });
         set.status = 204;
       },
       { operation: 'logout' },
