@@ -15,6 +15,9 @@ import { orgRoutes } from './modules/orgs/orgs.routes.ts';
 import { apiKeyRoutes } from './modules/apikeys/apikeys.routes.ts';
 import { chatRoutes } from './modules/chats/chats.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
+import { endUserRoutes } from './modules/lifecycle/end-users.routes.ts';
+import { exportRoutes } from './modules/exports/exports.routes.ts';
+import { analyticsRoutes } from './modules/analytics/analytics.routes.ts';
 
 export interface AppDeps {
   config: Config;
@@ -37,6 +40,9 @@ export function createApp({ config, db, log }: AppDeps) {
     .use(orgRoutes(authn))
     .use(apiKeyRoutes(authn))
     .use(chatRoutes(authn))
-    .use(auditRoutes(authn));
+    .use(auditRoutes(authn))
+    .use(endUserRoutes(authn))
+    .use(exportRoutes(authn))
+    .use(analyticsRoutes(authn));
 }
 export type App = ReturnType<typeof createApp>;

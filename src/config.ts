@@ -22,6 +22,9 @@ export interface Config {
   adminPassword: string | undefined;
   logLevel: LogLevel;
   maxBodyBytes: number;
+  /** Deletes chats older than their organization's `settings.retentionDays` in the background. */
+  retentionEnabled: boolean;
+  retentionIntervalSeconds: number;
   version: { version: string; buildTime: string; gitCommit: string };
 }
 
@@ -113,6 +116,9 @@ export function loadConfig(env: Env = process.env): Config {
     adminPassword,
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     maxBodyBytes: int('MAX_BODY_BYTES', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    retentionEnabled: bool('RETENTION_ENABLED', true),
+    // At most a week: longer timers overflow setTimeout's 32-bit milliseconds anyway.
+    retentionIntervalSeconds: int('RETENTION_INTERVAL_SECONDS', 3600, 10, 7 * 24 * 3600),
     version: readVersion(env),
   };
   if (problems.length) throw new ConfigError(problems);

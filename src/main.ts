@@ -3,6 +3,7 @@ import { createLogger } from './logger.ts';
 import { openDatabase } from './db/orm.ts';
 import { ensureAdmin } from './db/bootstrap.ts';
 import { createApp } from './app.ts';
+import { startRetention } from './modules/lifecycle/retention.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -54,6 +55,9 @@ async function main() {
     'listening',
   );
 
+  // After the migrations: the purge needs the tables. Stopped before the pool closes.
+  const retention = config.retentionEnabled ? startRetention(db, { intervalSeconds: config.retentionIntervalSeconds, log }) : undefined;
+
   let stopping = false;
   stop = async (signal: string) => {
     if (stopping) return;
@@ -63,7 +67,7 @@ async function main() {
       log.error('shutdown took too long; exiting');
       process.exit(1);
     }, SHUTDOWN_GRACE_MS);
-    await server.stop(false);
+    await Promise.all([server.stop(false), retention?.stop()]);
     await db.close();
     clearTimeout(timer);
     log.info('stopped');

@@ -64,6 +64,13 @@ const EXPECTED: Record<string, Row> = {
   listApiKeys:           [ 401,  403,  403,  200,  200,  404,  404,  200,  401,  401,  401 ],
   createApiKey:          [ 401,  403,  403,  201,  201,  404,  404,  201,  401,  401,  401 ],
   revokeApiKey:          [ 401,  403,  403,  204,  204,  404,  404,  404,  401,  401,  401 ],
+  eraseEndUser:          [ 401,  403,  403,  200,  200,  404,  404,  200,  401,  401,  401 ],
+  exportEndUser:         [ 401,  403,  403,  200,  200,  404,  404,  200,  401,  401,  401 ],
+  getAnalyticsSummary:   [ 401,  200,  200,  200,  200,  404,  404,  200,  401,  401,  401 ],
+  getAnalyticsTimeseries:[ 401,  200,  200,  200,  200,  404,  404,  200,  401,  401,  401 ],
+  createExport:          [ 401,  403,  201,  201,  201,  404,  404,  201,  401,  401,  401 ],
+  listExports:           [ 401,  403,  200,  200,  200,  404,  404,  200,  401,  401,  401 ],
+  downloadExport:        [ 401,  403,  200,  200,  200,  404,  404,  404,  401,  401,  401 ],
 };
 
 function expectedStatus(operationId: string, caller: Caller): number | undefined {
@@ -79,6 +86,7 @@ let member: { id: string; email: string; token: string };
 let viewerB: { id: string; email: string; token: string };
 let loginUser: { email: string };
 let chatA: string;
+let exportA: string;
 
 beforeAll(async () => {
   t = await createTestApp();
@@ -93,6 +101,12 @@ beforeAll(async () => {
   // A message, so the chat's message list is not trivially empty.
   const message = await keyRequest(A.slug, A.apiKey, `/chats/${chatA}/messages`, { role: 'user', content: 'hello' });
   if (message.status !== 201) throw new Error(`fixture message: ${message.status}`);
+  const exported = await t.client({ token: A.adminToken }).POST('/exports/orgs/{org}', {
+    params: { path: { org: 'me' } },
+    body: { format: 'csv', scope: 'chats' },
+  });
+  if (!exported.data) throw new Error(`fixture export: ${exported.response.status}`);
+  exportA = exported.data.id;
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +211,7 @@ function homeSlug(caller: Caller): string | undefined {
 interface CellRequest {
   /** Path parameters other than `org`/`slug`. */
   params?: Record<string, string>;
+  query?: Record<string, string>;
   body?: unknown;
   /** Replaces the caller's session token (for logout). */
   session?: string;
@@ -243,6 +258,13 @@ const REQUESTS: Record<string, (caller: Caller) => Promise<CellRequest> | CellRe
   listApiKeys: (caller) => ({ verify: caller === 'adminBMe' ? listLacks(() => A.apiKeyId) : undefined }),
   createApiKey: () => ({ body: { label: 'matrix key' } }),
   revokeApiKey: async () => ({ params: { keyId: await freshKeyOfA() } }),
+  // An end user of its own per cell, so no cell erases what another one reads.
+  eraseEndUser: () => ({ params: { externalUserId: `gone ${unique()}/x` } }),
+  exportEndUser: () => ({ params: { externalUserId: 'customer-1' } }),
+  getAnalyticsTimeseries: () => ({ query: { metric: 'messages', interval: 'day' } }),
+  createExport: () => ({ body: { format: 'ndjson', scope: 'messages' } }),
+  listExports: (caller) => ({ verify: caller === 'adminBMe' ? listLacks(() => exportA) : undefined }),
+  downloadExport: () => ({ params: { exportId: exportA } }),
 };
 
 interface Sent {
@@ -250,8 +272,9 @@ interface Sent {
   text: string;
 }
 
-async function send(method: string, template: string, params: Record<string, string>, headers: Record<string, string>, body: unknown): Promise<Sent> {
-  const path = template.replace(/\{(\w+)\}/g, (_, name: string) => {
+async function send(method: string, template: string, params: Record<string, string>, headers: Record<string, string>, body: unknown, query?: Record<string, string>): Promise<Sent> {
+  const search = query ? `?${new URLSearchParams(query)}` : '';
+  const pathname = template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = params[name];
     if (value === undefined) throw new Error(`no value for {${name}} in ${template}`);
     return encodeURIComponent(value);
@@ -261,7 +284,7 @@ async function send(method: string, template: string, params: Record<string, str
     (init.headers as Record<string, string>)['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await t.fetch(path, init);
+  const response = await t.fetch(pathname + search, init);
   return { response, text: await response.clone().text() };
 }
 
@@ -295,7 +318,7 @@ async function runCell(op: (typeof operations)[number], caller: Caller, prepared
   const expected = expectedStatus(op.operationId, caller)!;
   const params = { ...orgParams(caller), ...prepared.params };
   const headers = credentials(caller, prepared.session);
-  const { response, text } = await send(op.method, op.path, params, headers, prepared.body);
+  const { response, text } = await send(op.method, op.path, params, headers, prepared.body, prepared.query);
   const status = response.status;
   cellsTried += 1;
   observed.get(op.operationId)!.set(caller, status);
@@ -328,7 +351,7 @@ async function runCell(op: (typeof operations)[number], caller: Caller, prepared
   const pathNamesSomething = /\{(org|slug|chatId|userId|keyId)\}/.test(op.path);
   if (status === 404 && caller !== 'superadmin' && pathNamesSomething) {
     identityChecks += 1;
-    const twin = await send(op.method, op.path, missingTwin(caller, params), headers, prepared.body);
+    const twin = await send(op.method, op.path, missingTwin(caller, params), headers, prepared.body, prepared.query);
     if (twin.response.status !== 404 || twin.text !== text) {
       problems.push(`${where}: 404 body differs from a nonexistent resource's: ${short(text)} vs ${twin.response.status} ${short(twin.text)}`);
     }
@@ -336,7 +359,7 @@ async function runCell(op: (typeof operations)[number], caller: Caller, prepared
   // Another organization's key gets exactly the 401 of a key that does not exist.
   if (status === 401 && caller === 'keyB' && op.path.includes('{slug}')) {
     identityChecks += 1;
-    const twin = await send(op.method, op.path, params, { 'x-organization-api-key': UNKNOWN_KEY }, prepared.body);
+    const twin = await send(op.method, op.path, params, { 'x-organization-api-key': UNKNOWN_KEY }, prepared.body, prepared.query);
     if (twin.response.status !== 401 || twin.text !== text) {
       problems.push(`${where}: 401 body differs from an unknown key's: ${short(text)} vs ${twin.response.status} ${short(twin.text)}`);
     }

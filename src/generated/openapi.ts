@@ -421,6 +421,182 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/analytics/orgs/{org}/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Usage of the organization over a range (any role).
+         * @description Exact figures over the range `[from, to)`. Chats count when they were created in the
+         *     range; messages when their `createdAt` is in the range. `from` and `to` take a date
+         *     (`2026-11-01`: that day in `tz`; `to` includes its whole day) or a date-time. Without them
+         *     the range is the 30 days ending today in `tz`. At most 366 days.
+         */
+        get: operations["getAnalyticsSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/analytics/orgs/{org}/timeseries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One metric per hour, day or week, for charts (any role).
+         * @description Buckets start at midnight (or the hour) in `tz`; weeks start on Monday. Every bucket of the
+         *     range is present, with 0 (or null for latency) when nothing happened. At most 2,000 buckets.
+         */
+        get: operations["getAnalyticsTimeseries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exports/orgs/{org}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        /** The organization's exports, newest first (user and up). */
+        get: operations["listExports"];
+        put?: never;
+        /**
+         * Create an export (user and up).
+         * @description The export is a snapshot: downloading it, now or later, yields exactly the matching data
+         *     that existed when it was created, however much arrives afterwards (chats and messages
+         *     deleted since are gone).
+         */
+        post: operations["createExport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exports/orgs/{org}/{exportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                exportId: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Download an export, streamed (user and up).
+         * @description `Content-Disposition: attachment`. CSV follows RFC 4180 with a header row; JSON is one
+         *     array; NDJSON is one object per line. See the README for the columns and the handling of
+         *     spreadsheet formulas.
+         */
+        get: operations["downloadExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/end-users/{externalUserId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                /** @description The end user's id in the customer's system, URL-encoded. */
+                externalUserId: components["parameters"]["ExternalUserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase everything of one end user (admin, or superadmin).
+         * @description Deletes every chat with this `externalUserId`, and their messages, in one transaction.
+         */
+        delete: operations["eraseEndUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/end-users/{externalUserId}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                /** @description The end user's id in the customer's system, URL-encoded. */
+                externalUserId: components["parameters"]["ExternalUserId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Everything stored about one end user, streamed as JSON (admin, or superadmin).
+         * @description A data-subject access request. One JSON document; chats with their messages nested.
+         */
+        get: operations["exportEndUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orgs/{org}/apikeys": {
         parameters: {
             query?: never;
@@ -727,6 +903,148 @@ export interface components {
             items: components["schemas"]["AuditEvent"][];
             nextCursor: components["schemas"]["NextCursor"];
         };
+        AnalyticsRange: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            tz: string;
+        };
+        AnalyticsSummary: {
+            range: components["schemas"]["AnalyticsRange"];
+            totals: {
+                /** @description Chats created in the range. */
+                chats: number;
+                messages: number;
+                messagesByRole: {
+                    system: number;
+                    user: number;
+                    assistant: number;
+                    tool: number;
+                    function: number;
+                };
+                /** @description Distinct externalUserId of the chats created in the range. */
+                endUsers: number;
+                promptTokens: number;
+                completionTokens: number;
+                totalTokens: number;
+                costUsd: number;
+            };
+            /** @description Over assistant messages of the range that have `latencyMs`; null values when there are none. */
+            latency: {
+                count: number;
+                avg: number | null;
+                p50: number | null;
+                p95: number | null;
+                p99: number | null;
+            };
+            /** @description Over the chats created in the range, counting all their messages. */
+            conversations: {
+                messagesPerChat: {
+                    avg: number | null;
+                    p50: number | null;
+                    p95: number | null;
+                };
+                chatsWithoutAssistantReply: number;
+            };
+            /** @description One entry per day of the range in `tz`, zero-filled. */
+            daily: {
+                /** Format: date */
+                date: string;
+                chats: number;
+                messages: number;
+                totalTokens: number;
+            }[];
+            /** @description The 10 tags with most messages in the range (ties by tag). */
+            topTags: {
+                tag: string;
+                messages: number;
+            }[];
+            /** @description The 10 models with most messages in the range (ties by model). */
+            topModels: {
+                model: string;
+                messages: number;
+            }[];
+        };
+        AnalyticsTimeseries: {
+            metric: string;
+            /** @enum {string} */
+            interval: "hour" | "day" | "week";
+            range: components["schemas"]["AnalyticsRange"];
+            points: {
+                /**
+                 * Format: date-time
+                 * @description The bucket's start.
+                 */
+                start: string;
+                value: number | null;
+            }[];
+        };
+        ExportCreate: {
+            /** @enum {string} */
+            format: "csv" | "json" | "ndjson";
+            /** @enum {string} */
+            scope: "chats" | "messages";
+            /**
+             * Format: date-time
+             * @description Chats created at or after.
+             */
+            from?: string;
+            /**
+             * Format: date-time
+             * @description Chats created before.
+             */
+            to?: string;
+            tags?: components["schemas"]["Tags"];
+            externalUserId?: string;
+        };
+        Export: {
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            format: "csv" | "json" | "ndjson";
+            /** @enum {string} */
+            scope: "chats" | "messages";
+            filters: {
+                /** Format: date-time */
+                from?: string;
+                /** Format: date-time */
+                to?: string;
+                tags?: string[];
+                externalUserId?: string;
+            };
+            /**
+             * @description Exports are streamed on download
+             * @enum {string}
+             */
+            status: "ready";
+            /** Format: date-time */
+            snapshotAt: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: uuid */
+            createdBy: string | null;
+            downloadUrl: string;
+        };
+        ExportList: {
+            items: components["schemas"]["Export"][];
+            nextCursor: components["schemas"]["NextCursor"];
+        };
+        ErasureResult: {
+            externalUserId: string;
+            /** @description Chats deleted. */
+            chats: number;
+            /** @description Messages deleted with them. */
+            messages: number;
+        };
+        EndUserData: {
+            externalUserId: string;
+            /** Format: date-time */
+            exportedAt: string;
+            chats: (components["schemas"]["Chat"] & {
+                messages: components["schemas"]["Message"][];
+            })[];
+        };
         OrganizationCreate: {
             /** @description Not blank. */
             name: string;
@@ -861,6 +1179,14 @@ export interface components {
         Limit: number;
         /** @description The `nextCursor` of the previous page. */
         Cursor: string;
+        /** @description Start of the range (inclusive), a date in `tz` or a date-time. */
+        RangeFrom: string;
+        /** @description End of the range, a date in `tz` (included whole) or a date-time (exclusive). */
+        RangeTo: string;
+        /** @description IANA time zone for dates and buckets, e.g. `Europe/Amsterdam`. */
+        TimeZone: string;
+        /** @description The end user's id in the customer's system, URL-encoded. */
+        ExternalUserId: string;
         /** @description The organization's slug. */
         OrgSlug: string;
         /**
@@ -1654,6 +1980,253 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getAnalyticsSummary: {
+        parameters: {
+            query?: {
+                /** @description Start of the range (inclusive), a date in `tz` or a date-time. */
+                from?: components["parameters"]["RangeFrom"];
+                /** @description End of the range, a date in `tz` (included whole) or a date-time (exclusive). */
+                to?: components["parameters"]["RangeTo"];
+                /** @description IANA time zone for dates and buckets, e.g. `Europe/Amsterdam`. */
+                tz?: components["parameters"]["TimeZone"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsSummary"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    getAnalyticsTimeseries: {
+        parameters: {
+            query: {
+                metric: "chats" | "messages" | "endUsers" | "promptTokens" | "completionTokens" | "totalTokens" | "costUsd" | "latencyAvg" | "latencyP50" | "latencyP95";
+                interval?: "hour" | "day" | "week";
+                /** @description Start of the range (inclusive), a date in `tz` or a date-time. */
+                from?: components["parameters"]["RangeFrom"];
+                /** @description End of the range, a date in `tz` (included whole) or a date-time (exclusive). */
+                to?: components["parameters"]["RangeTo"];
+                /** @description IANA time zone for dates and buckets, e.g. `Europe/Amsterdam`. */
+                tz?: components["parameters"]["TimeZone"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsTimeseries"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listExports: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of exports. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    createExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportCreate"];
+            };
+        };
+        responses: {
+            /** @description Created; download it from `downloadUrl`. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    downloadExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                exportId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/json": unknown[];
+                    "application/x-ndjson": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    eraseEndUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                /** @description The end user's id in the customer's system, URL-encoded. */
+                externalUserId: components["parameters"]["ExternalUserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Erased (counts are 0 when there was nothing). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureResult"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    exportEndUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `me` for the caller's own organization, or an organization's slug. Only a superadmin may
+                 *     name an organization other than their own; for anyone else another organization answers
+                 *     404, exactly like one that does not exist.
+                 */
+                org: components["parameters"]["OrgRef"];
+                /** @description The end user's id in the customer's system, URL-encoded. */
+                externalUserId: components["parameters"]["ExternalUserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The data (an empty `chats` array when there is none). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndUserData"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     listApiKeys: {
