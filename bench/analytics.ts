@@ -10,6 +10,7 @@
  * messages_analytics_idx of Migration20261124300000_analytics. Drops the database at the end.
  */
 import { tmpdir } from 'node:os';
+import { adminQuery, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -17,7 +18,6 @@ import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
 import { ensureAdmin } from '../src/db/bootstrap.ts';
 import { createLogger } from '../src/logger.ts';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DATABASE = 'chatlogger_bench_analytics';
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const BASELINE_RUNS = Number(process.env.BENCH_BASELINE_RUNS ?? 5);
@@ -25,22 +25,7 @@ const WARMUP = 2;
 const PASSWORD = 'bench-password-1';
 const TZ = 'Europe/Amsterdam';
 
-const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
-
-async function adminQuery(sql: string) {
-  const admin = await openDatabase({ databaseUrl: SERVER_URL, dataDir: 'memory://', databasePoolSize: 1 });
-  try {
-    await admin.fork().execute(sql);
-  } finally {
-    await admin.close();
-  }
-}
-
-function benchUrl(): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${DATABASE}`;
-  return url.toString();
-}
+const benchUrl = () => databaseUrl(DATABASE);
 
 // ---- seeding ---------------------------------------------------------------------------------
 
@@ -198,11 +183,7 @@ async function timeAll(app: App, db: Database, token: string, volume: string, re
 }
 
 function table(results: Result[]): string {
-  const header = ['messages (org A)', 'indexes', 'request', 'runs', 'median ms', 'p95 ms'];
-  const lines = results.map((r) => [r.volume, r.indexes, r.name, String(r.runs), r.median.toFixed(1), r.p95.toFixed(1)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const row = (cells: string[]) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
-  return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(row)].join('\n');
+  return markdownTable(['messages (org A)', 'indexes', 'request', 'runs', 'median ms', 'p95 ms'], results.map((r) => [r.volume, r.indexes, r.name, String(r.runs), r.median.toFixed(1), r.p95.toFixed(1)]), 3);
 }
 
 // ---- main ------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@
  * server's peak RSS per format, then stops the server and drops the database.
  */
 import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { adminQuery, databaseUrl, log, markdownTable } from './support.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DATABASE = 'chatlogger_bench_exports';
 const PORT = Number(process.env.BENCH_PORT ?? 18_743);
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -18,22 +18,7 @@ const PASSWORD = 'bench-password-1';
 const CHATS = 20_000;
 const MESSAGES = 1_000_000;
 
-const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
-
-async function adminQuery(sql: string) {
-  const admin = await openDatabase({ databaseUrl: SERVER_URL, dataDir: 'memory://', databasePoolSize: 1 });
-  try {
-    await admin.fork().execute(sql);
-  } finally {
-    await admin.close();
-  }
-}
-
-function benchUrl(): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${DATABASE}`;
-  return url.toString();
-}
+const benchUrl = () => databaseUrl(DATABASE);
 
 // ---- seeding ---------------------------------------------------------------------------------
 
@@ -179,8 +164,7 @@ async function run(pid: number, token: string, format: string, scope: string, ex
 }
 
 function table(results: Result[]): string {
-  const header = ['export', 'rows', 'MB', 'seconds', 'rows/s', 'first byte ms', 'RSS before MB', 'peak RSS MB'];
-  const lines = results.map((r) => [
+  return markdownTable(['export', 'rows', 'MB', 'seconds', 'rows/s', 'first byte ms', 'RSS before MB', 'peak RSS MB'], results.map((r) => [
     r.export,
     r.rows.toLocaleString('en-US'),
     r.mb.toFixed(1),
@@ -189,10 +173,7 @@ function table(results: Result[]): string {
     r.firstByteMs.toFixed(0),
     r.rssBefore.toFixed(0),
     r.rssPeak.toFixed(0),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const row = (cells: string[]) => `| ${cells.map((c, i) => (i >= 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
-  return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(row)].join('\n');
+  ]), 1);
 }
 
 async function main() {

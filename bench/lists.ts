@@ -6,6 +6,7 @@
  * times the lists through the HTTP app, prints EXPLAIN ANALYZE of each, and drops the database.
  */
 import { tmpdir } from 'node:os';
+import { adminQuery, databaseUrl, log, markdownTable } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -16,29 +17,13 @@ import { createLogger } from '../src/logger.ts';
 import { chatFilters, listChatsSql, type ListChatsQuery, type Sql } from '../src/modules/chats/chats.service.ts';
 import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
 
-const SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DATABASE = 'chatlogger_bench_lists';
 const RUNS = 50;
 const WARMUP = 5;
 const DEEP_PAGE = 20;
 const PASSWORD = 'bench-password-1';
 
-const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
-
-async function adminQuery(sql: string) {
-  const admin = await openDatabase({ databaseUrl: SERVER_URL, dataDir: 'memory://', databasePoolSize: 1 });
-  try {
-    await admin.fork().execute(sql);
-  } finally {
-    await admin.close();
-  }
-}
-
-function benchUrl(): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${DATABASE}`;
-  return url.toString();
-}
+const benchUrl = () => databaseUrl(DATABASE);
 
 // ---- seeding ---------------------------------------------------------------------------------
 
@@ -209,11 +194,7 @@ async function explain(db: Database, { sql, params }: Sql): Promise<string> {
 }
 
 function table(results: Result[]): string {
-  const header = ['list', 'page', 'rows', 'median ms', 'p95 ms'];
-  const lines = results.map((r) => [r.name, r.page, String(r.rows), r.median.toFixed(2), r.p95.toFixed(2)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const row = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
-  return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(row)].join('\n');
+  return markdownTable(['list', 'page', 'rows', 'median ms', 'p95 ms'], results.map((r) => [r.name, r.page, String(r.rows), r.median.toFixed(2), r.p95.toFixed(2)]), 2);
 }
 
 // ---- main ------------------------------------------------------------------------------------
