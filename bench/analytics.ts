@@ -9,14 +9,11 @@
  * (messages_created_idx on (organization_id, created_at)) and with the covering
  * messages_analytics_idx of Migration20261124300000_analytics. Drops the database at the end.
  */
-import { tmpdir } from 'node:os';
-import { adminQuery, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
+import { adminQuery, benchApp, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
 import { ensureAdmin } from '../src/db/bootstrap.ts';
-import { createLogger } from '../src/logger.ts';
 
 const DATABASE = 'chatlogger_bench_analytics';
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
@@ -197,14 +194,7 @@ async function main() {
   try {
     db = await openDatabase({ databaseUrl: benchUrl(), dataDir: 'memory://', databasePoolSize: 8 });
     await db.migrate();
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
-      DATA_DIR: join(tmpdir(), 'chatlogger-bench-unused'),
-      DATABASE_URL: benchUrl(),
-      LOG_LEVEL: 'silent',
-    });
-    const app = createApp({ config, db, log: createLogger('silent') });
+    const app = benchApp(db, benchUrl());
     const { orgA, orgB, token } = await tenants(app, db);
     const results: Result[] = [];
 

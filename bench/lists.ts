@@ -5,15 +5,12 @@
  * seeds 1,000,000 messages over 20,000 chats in one organization and 200,000 messages in another,
  * times the lists through the HTTP app, prints EXPLAIN ANALYZE of each, and drops the database.
  */
-import { tmpdir } from 'node:os';
-import { adminQuery, databaseUrl, log, markdownTable } from './support.ts';
+import { adminQuery, benchApp, databaseUrl, log, markdownTable } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
 import { ensureAdmin } from '../src/db/bootstrap.ts';
 import { decodeTimeIdCursor } from '../src/http/cursor.ts';
-import { createLogger } from '../src/logger.ts';
 import { chatFilters, listChatsSql, type ListChatsQuery, type Sql } from '../src/modules/chats/chats.service.ts';
 import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
 
@@ -208,14 +205,7 @@ async function main() {
   try {
     db = await openDatabase({ databaseUrl: benchUrl(), dataDir: 'memory://', databasePoolSize: 4 });
     await db.migrate();
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
-      DATA_DIR: join(tmpdir(), 'chatlogger-bench-unused'),
-      DATABASE_URL: benchUrl(),
-      LOG_LEVEL: 'silent',
-    });
-    const app = createApp({ config, db, log: createLogger('silent') });
+    const app = benchApp(db, benchUrl());
     const { orgA, orgB, token } = await tenants(app, db);
     await seed(db, orgA, orgB);
 

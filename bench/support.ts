@@ -1,4 +1,9 @@
-import { openDatabase } from '../src/db/orm.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase, type Database } from '../src/db/orm.ts';
+import { createLogger } from '../src/logger.ts';
 
 /** What every bench shares: a throw-away database on a PostgreSQL server, logging, a table. */
 
@@ -27,4 +32,16 @@ export function markdownTable(header: string[], rows: string[][], rightFrom: num
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const row = (cells: string[]) => `| ${cells.map((c, i) => (i >= rightFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
   return [row(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(row)].join('\n');
+}
+
+/** The HTTP app on a bench database, driven through `app.handle` (no logging). */
+export function benchApp(db: Database, url: string) {
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
+    DATA_DIR: join(tmpdir(), 'chatlogger-bench-unused'),
+    DATABASE_URL: url,
+    LOG_LEVEL: 'silent',
+  });
+  return createApp({ config, db, log: createLogger('silent') });
 }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, test } from 'bun:test';
 import type { components, operations } from '../src/generated/openapi.ts';
 import { encodeCursor } from '../src/http/cursor.ts';
 import { toPgArray } from '../src/modules/chats/chats.service.ts';
-import { addUser, createTenant, createTestApp, superadminToken, type Tenant, type TestApp } from './support/harness.ts';
+import { addUser, createTenant, createTestApp, superadminToken, type Tenant, type TestApp, appendBatch } from './support/harness.ts';
 
 type Chat = components['schemas']['Chat'];
 type Message = components['schemas']['Message'];
@@ -37,15 +37,7 @@ async function insertChat(orgId: string, seed: ChatSeed): Promise<string> {
   return id;
 }
 
-/** Through the ingestion API, which also moves the chat's last activity. */
-async function appendMessages(tenant: Tenant, chatId: string, messages: MessageCreate[]): Promise<Message[]> {
-  const { data, response } = await t.client({ apiKey: tenant.apiKey }).POST('/api/v1/orgs/{slug}/chats/{chatId}/messages/batch', {
-    params: { path: { slug: tenant.slug, chatId } },
-    body: { messages },
-  });
-  expect(response.status).toBe(201);
-  return data!.items;
-}
+const appendMessages = (tenant: Tenant, chatId: string, messages: MessageCreate[]) => appendBatch(t, tenant, chatId, messages);
 
 async function ingestChat(tenant: Tenant, title: string): Promise<Chat> {
   const { data } = await t.client({ apiKey: tenant.apiKey }).POST('/api/v1/orgs/{slug}/chats', {

@@ -3,7 +3,7 @@ import type { components } from '../src/generated/openapi.ts';
 import { toPgArray } from '../src/modules/chats/chats.service.ts';
 import { CHAT_COLUMNS, EXPORT_PAGE_SIZE, MESSAGE_COLUMNS, exportReads } from '../src/modules/exports/exports.service.ts';
 import { testDatabaseKind } from './support/database.ts';
-import { addUser, createTenant, createTestApp, type Tenant, type TestApp } from './support/harness.ts';
+import { addUser, createTenant, createTestApp, type Tenant, type TestApp, appendBatch } from './support/harness.ts';
 
 type Chat = components['schemas']['Chat'];
 type Message = components['schemas']['Message'];
@@ -32,14 +32,7 @@ async function ingestChat(tenant: Tenant, body: ChatCreate = {}): Promise<Chat> 
   return data!;
 }
 
-async function appendMessages(tenant: Tenant, chatId: string, messages: MessageCreate[]): Promise<Message[]> {
-  const { data, response } = await t.client({ apiKey: tenant.apiKey }).POST('/api/v1/orgs/{slug}/chats/{chatId}/messages/batch', {
-    params: { path: { slug: tenant.slug, chatId } },
-    body: { messages },
-  });
-  expect(response.status).toBe(201);
-  return data!.items;
-}
+const appendMessages = (tenant: Tenant, chatId: string, messages: MessageCreate[]) => appendBatch(t, tenant, chatId, messages);
 
 /** Inserted directly, because only the database lets a test choose a chat's creation time. */
 async function insertChat(orgId: string, seed: { createdAt: string; tags?: string[]; externalUserId?: string | null }): Promise<string> {

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/orm.ts';
 import { ensureAdmin } from '../../src/db/bootstrap.ts';
 import { createLogger } from '../../src/logger.ts';
-import type { paths } from '../../src/generated/openapi.ts';
+import type { components, paths } from '../../src/generated/openapi.ts';
 import { checkResponse } from './contract.ts';
 import { testDatabase } from './database.ts';
 
@@ -120,4 +120,14 @@ export async function addUser(t: TestApp, tenant: Tenant, role: 'admin' | 'user'
   const res = await t.client({ token: tenant.adminToken }).POST('/orgs/{org}/users', { params: { path: { org: 'me' } }, body: { email, password: PASSWORD, role } });
   if (!res.data) throw new Error(`create ${role} failed: ${res.response.status}`);
   return { id: res.data.id, email, token: await login(t, email, PASSWORD) };
+}
+
+/** Appends messages through the ingestion API (which also moves the chat's counters); expects 201. */
+export async function appendBatch(t: TestApp, tenant: Tenant, chatId: string, messages: components['schemas']['MessageCreate'][]) {
+  const { data, response } = await t.client({ apiKey: tenant.apiKey }).POST('/api/v1/orgs/{slug}/chats/{chatId}/messages/batch', {
+    params: { path: { slug: tenant.slug, chatId } },
+    body: { messages },
+  });
+  if (response.status !== 201 || !data) throw new Error(`append to ${chatId} answered ${response.status}`);
+  return data.items;
 }
