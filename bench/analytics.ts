@@ -9,17 +9,15 @@
  * (messages_created_idx on (organization_id, created_at)) and with the covering
  * messages_analytics_idx of Migration20261124300000_analytics. Drops the database at the end.
  */
-import { adminQuery, benchApp, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
+import { adminQuery, benchApp, benchTenants as tenants, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
 
 const DATABASE = 'chatlogger_bench_analytics';
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const BASELINE_RUNS = Number(process.env.BENCH_BASELINE_RUNS ?? 5);
 const WARMUP = 2;
-const PASSWORD = 'bench-password-1';
 const TZ = 'Europe/Amsterdam';
 
 const benchUrl = () => databaseUrl(DATABASE);
@@ -216,24 +214,6 @@ async function main() {
     await db?.close();
     await adminQuery(`drop database if exists ${DATABASE} with (force)`);
   }
-}
-
-/** Organizations and an admin of A made through the API, as the dashboard would. */
-async function tenants(app: App, db: Database) {
-  const call = async (method: string, path: string, body: unknown, token?: string) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const response = await app.handle(new Request(`http://bench.local${path}`, { method, headers, body: JSON.stringify(body) }));
-    if (response.status >= 300) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-    return (await response.json()) as Record<string, unknown>;
-  };
-  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD })).token);
-  await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
-  const root = await login('root@bench.local');
-  const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);
-  const orgB = String((await call('POST', '/orgs', { name: 'Bench B', slug: 'bench-b' }, root)).id);
-  await call('POST', '/orgs/bench-a/users', { email: 'admin@bench-a.local', password: PASSWORD, role: 'admin' }, root);
-  return { orgA, orgB, token: await login('admin@bench-a.local') };
 }
 
 await main();

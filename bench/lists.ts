@@ -5,11 +5,10 @@
  * seeds 1,000,000 messages over 20,000 chats in one organization and 200,000 messages in another,
  * times the lists through the HTTP app, prints EXPLAIN ANALYZE of each, and drops the database.
  */
-import { adminQuery, benchApp, databaseUrl, log, markdownTable } from './support.ts';
+import { adminQuery, benchApp, benchTenants as tenants, databaseUrl, log, markdownTable } from './support.ts';
 import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
 import { decodeTimeIdCursor } from '../src/http/cursor.ts';
 import { chatFilters, listChatsSql, type ListChatsQuery, type Sql } from '../src/modules/chats/chats.service.ts';
 import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
@@ -18,7 +17,6 @@ const DATABASE = 'chatlogger_bench_lists';
 const RUNS = 50;
 const WARMUP = 5;
 const DEEP_PAGE = 20;
-const PASSWORD = 'bench-password-1';
 
 const benchUrl = () => databaseUrl(DATABASE);
 
@@ -257,24 +255,6 @@ function listScenarios(orgA: string, bigChatId: string): Scenario[] {
       sqlFor: (cursor) => listMessagesSql(orgA, bigChatId, decodeTimeIdCursor(cursor), 50),
     },
   ];
-}
-
-/** Organizations and an admin of A made through the API, as the dashboard would. */
-async function tenants(app: App, db: Database) {
-  const call = async (method: string, path: string, body: unknown, token?: string) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const response = await app.handle(new Request(`http://bench.local${path}`, { method, headers, body: JSON.stringify(body) }));
-    if (response.status >= 300) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-    return (await response.json()) as Record<string, unknown>;
-  };
-  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD })).token);
-  await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
-  const root = await login('root@bench.local');
-  const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);
-  const orgB = String((await call('POST', '/orgs', { name: 'Bench B', slug: 'bench-b' }, root)).id);
-  await call('POST', '/orgs/bench-a/users', { email: 'admin@bench-a.local', password: PASSWORD, role: 'admin' }, root);
-  return { orgA, orgB, token: await login('admin@bench-a.local') };
 }
 
 /** The search must find only organization A's chats although B's messages use the same words. */

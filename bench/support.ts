@@ -4,6 +4,7 @@ import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
+import { ensureAdmin } from '../src/db/bootstrap.ts';
 
 /** What every bench shares: a throw-away database on a PostgreSQL server, logging, a table. */
 
@@ -44,4 +45,24 @@ export function benchApp(db: Database, url: string) {
     LOG_LEVEL: 'silent',
   });
   return createApp({ config, db, log: createLogger('silent') });
+}
+
+const PASSWORD = 'bench-password-1';
+
+/** Organizations and an admin of A made through the API, as the dashboard would. */
+export async function benchTenants(app: ReturnType<typeof benchApp>, db: Database) {
+  const call = async (method: string, path: string, body: unknown, token?: string) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const response = await app.handle(new Request(`http://bench.local${path}`, { method, headers, body: JSON.stringify(body) }));
+    if (response.status >= 300) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD })).token);
+  await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
+  const root = await login('root@bench.local');
+  const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);
+  const orgB = String((await call('POST', '/orgs', { name: 'Bench B', slug: 'bench-b' }, root)).id);
+  await call('POST', '/orgs/bench-a/users', { email: 'admin@bench-a.local', password: PASSWORD, role: 'admin' }, root);
+  return { orgA, orgB, token: await login('admin@bench-a.local') };
 }
