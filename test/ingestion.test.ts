@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, test } from 'bun:test';
 import type { components } from '../src/generated/openapi.ts';
-import { createTenant, createTestApp, type ApiClient, type Tenant, type TestApp } from './support/harness.ts';
+import { createTenant, createTestApp, superadminToken, type ApiClient, type Tenant, type TestApp } from './support/harness.ts';
 
 type Chat = components['schemas']['Chat'];
 type ChatCreate = components['schemas']['ChatCreate'];
@@ -799,23 +799,47 @@ describe('tenant isolation and API keys', () => {
     expect(pointers(problem)).toContain('/body/expiresAt');
   });
 
-  test('a key with a future expiry works until it expires, then is 401', async () => {
-    const created = await newApiKey(a, new Date(Date.now() + 3_600_000).toISOString());
+  test('a key with a future expiry works until it expires, then is 401, also when its lookup is cached', async () => {
+    const created = await newApiKey(a, new Date(Date.now() + 1_500).toISOString());
     expect(created.response.status).toBe(201);
+    const keyed = withKey(a, created.data!.key);
+    const chat = await newChat(keyed);
+    expect((await postMessage(keyed, chat.id, { role: 'user', content: 'before expiry' })).response.status).toBe(201);
+
+    await Bun.sleep(Date.parse(created.data!.expiresAt!) - Date.now() + 50);
+    await expectAllEndpoints401(keyed, chat.id);
+    const messages = await t.client({ token: a.tenant.adminToken }).GET('/orgs/{org}/chats/{chatId}/messages', { params: { path: { org: 'me', chatId: chat.id } } });
+    expect(messages.data!.items.map((m) => m.content)).toEqual(['before expiry']);
+  });
+
+  test('a key whose expiry is moved into the past in the database stops working within the cache time', async () => {
+    const created = await newApiKey(a, new Date(Date.now() + 3_600_000).toISOString());
     const keyed = withKey(a, created.data!.key);
     const chat = await newChat(keyed);
 
     await query(`update api_keys set expires_at = now() - interval '1 minute' where id = ?`, [created.data!.id]);
-
+    // Another instance's change (here: a direct update) is seen once the cached lookup expires.
+    await Bun.sleep(t.config.apiKeyCacheSeconds * 1000 + 50);
     await expectAllEndpoints401(keyed, chat.id);
     await expectNothingWritten(a, chat.id);
-  });
+  }, 30_000);
 
-  test('a key of a deactivated organization is 401', async () => {
+  test('a key of an organization deactivated through the API is 401 at once', async () => {
     const org = await newOrg();
     const chat = await newChat(org);
-    await query(`update organizations set active = false where id = ?`, [org.tenant.orgId]);
+    const root = t.client({ token: await superadminToken(t) });
+    const patched = await root.PATCH('/orgs/{org}', { params: { path: { org: org.tenant.slug } }, body: { active: false } });
+    expect(patched.response.status).toBe(200);
     await expectAllEndpoints401(org, chat.id);
+  });
+
+  test('a key revoked through the API is 401 at once, although its lookup was cached', async () => {
+    const created = await newApiKey(a);
+    const keyed = withKey(a, created.data!.key);
+    const chat = await newChat(keyed);
+    const revoked = await t.client({ token: a.tenant.adminToken }).DELETE('/orgs/{org}/apikeys/{keyId}', { params: { path: { org: 'me', keyId: created.data!.id } } });
+    expect(revoked.response.status).toBe(204);
+    await expectAllEndpoints401(keyed, chat.id);
   });
 
   test('authentication comes before validation: an invalid body without a valid key is 401', async () => {

@@ -2,7 +2,9 @@ import type { Em } from '../../db/orm.ts';
 import type { components, operations } from '../../generated/openapi.ts';
 import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
 import { isUuid } from '../../http/ids.ts';
-import { notFound } from '../../http/problem.ts';
+import { conflict, notFound } from '../../http/problem.ts';
+import type { Outcome } from '../ingestion/group-commit.ts';
+import { query } from '../../db/sql.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 
@@ -43,26 +45,75 @@ export function toChatDto(row: ChatRow): ChatDto {
  * Creates a chat, or returns the stored one when the client's `id` exists already in this
  * organization (a retry): `created` tells which, so the route can answer 201 or 200.
  */
-export async function createChat(em: Em, organizationId: string, input: ChatCreate): Promise<{ chat: ChatRow; created: boolean }> {
-  const id = input.id?.toLowerCase() ?? Bun.randomUUIDv7();
-  const inserted = await em.execute<ChatRow[]>(
-    `insert into chats (organization_id, id, title, tags, metadata, external_user_id, source)
-     values (?, ?, ?, ?::text[], ?::jsonb, ?, ?)
-     on conflict (organization_id, id) do nothing
-     returning *`,
-    [
-      organizationId,
-      id,
-      input.title ?? null,
-      toPgArray(input.tags ?? []),
-      JSON.stringify(input.metadata ?? {}),
-      input.externalUserId ?? null,
-      input.source ?? null,
-    ],
-  );
-  if (inserted[0]) return { chat: inserted[0], created: true };
-  const [existing] = await em.execute<ChatRow[]>(`select * from chats where organization_id = ? and id = ?`, [organizationId, id]);
-  return { chat: existing!, created: false };
+/** A chat to create, checked and ready to write. */
+export interface ChatInsert {
+  organizationId: string;
+  id: string;
+  input: ChatCreate;
+}
+
+export const prepareChat = (organizationId: string, input: ChatCreate): ChatInsert => ({
+  organizationId,
+  id: input.id?.toLowerCase() ?? Bun.randomUUIDv7(),
+  input,
+});
+
+// Any number of chats of any organizations in one statement; an id that exists already is
+// skipped and answered as stored (a retry).
+const CREATE_CHATS_SQL = `
+insert into chats (organization_id, id, title, tags, metadata, external_user_id, source)
+select r.organization_id, r.id, r.title, coalesce(r.tags, '{}'), coalesce(r.metadata, '{}'), r.external_user_id, r.source
+  from jsonb_array_elements($1::jsonb) with ordinality as t(doc, ord),
+       jsonb_to_record(t.doc) as r(organization_id uuid, id uuid, title text, tags text[], metadata jsonb, external_user_id text, source text)
+ order by t.ord
+on conflict (organization_id, id) do nothing
+returning organization_id, id, created_at, updated_at`;
+
+export interface CreatedChat {
+  chat: ChatRow;
+  /** False when the chat existed already (a retry with the same id). */
+  created: boolean;
+}
+
+/** Creates the chats of several requests at once; when two carry the same id, the first creates it. */
+export async function writeChats(em: Em, chats: ChatInsert[]): Promise<Outcome<CreatedChat>[]> {
+  const records = chats.map(({ organizationId, id, input }) => ({
+    organization_id: organizationId,
+    id,
+    title: input.title ?? null,
+    tags: input.tags ?? [],
+    metadata: input.metadata ?? {},
+    external_user_id: input.externalUserId ?? null,
+    source: input.source ?? null,
+  }));
+  const inserted = await query<Pick<ChatRow, 'organization_id' | 'id' | 'created_at' | 'updated_at'>>(em, CREATE_CHATS_SQL, [JSON.stringify(records)]);
+  // A new chat is what was sent plus PostgreSQL's timestamps; no need to read it back.
+  const key = (organizationId: string, id: string) => `${organizationId}/${id}`;
+  const decided = new Map(inserted.map((row) => [key(row.organization_id, row.id), row]));
+  const fresh = new Map<string, ChatRow>();
+  for (const record of records) {
+    const k = key(record.organization_id, record.id);
+    const row = decided.get(k);
+    if (row && !fresh.has(k)) fresh.set(k, { ...record, created_at: row.created_at, updated_at: row.updated_at, last_message_at: null, message_count: 0 });
+  }
+  const stored = new Map(fresh);
+  const missing = chats.filter((c) => !fresh.has(key(c.organizationId, c.id)));
+  if (missing.length) {
+    const existing = await query<ChatRow>(
+      em,
+      `select c.* from chats c
+         join unnest($1::uuid[], $2::uuid[]) as k(organization_id, id) on c.organization_id = k.organization_id and c.id = k.id`,
+      [`{${missing.map((c) => c.organizationId).join(',')}}`, `{${missing.map((c) => c.id).join(',')}}`],
+    );
+    for (const row of existing) stored.set(key(row.organization_id, row.id), row);
+  }
+  return chats.map((c) => {
+    const k = key(c.organizationId, c.id);
+    const chat = stored.get(k);
+    // Inserted by nobody and not there: deleted again in between; the client may retry.
+    if (!chat) return { ok: false, error: conflict('The chat was deleted while it was being created; retry.') };
+    return { ok: true, value: { chat, created: fresh.delete(k) } };
+  });
 }
 
 /** A text[] literal; every element quoted so commas, quotes and braces round-trip. */

@@ -1,6 +1,8 @@
 import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
-import { conflict, notFound, validationFailed, type FieldError } from '../../http/problem.ts';
+import { conflict, notFound, sqlStateOf, validationFailed, type FieldError } from '../../http/problem.ts';
+import type { Outcome } from '../ingestion/group-commit.ts';
+import { query } from '../../db/sql.ts';
 import { isUuid } from '../../http/ids.ts';
 import { iso } from '../../http/time.ts';
 import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
@@ -48,8 +50,8 @@ export function toMessageDto(row: MessageRow): MessageDto {
 
 const MAX_INT = 2_147_483_647;
 
-/** One row of the JSON document that PostgreSQL expands with jsonb_to_recordset. */
-function toRecord(input: MessageCreate, id: string, pointer: string) {
+/** One row of the JSON document that PostgreSQL expands with jsonb_to_record. */
+function toRecord(organizationId: string, chatId: string, input: MessageCreate, id: string, pointer: string) {
   const totalTokens =
     input.totalTokens ??
     (input.promptTokens != null && input.completionTokens != null ? input.promptTokens + input.completionTokens : null);
@@ -57,6 +59,8 @@ function toRecord(input: MessageCreate, id: string, pointer: string) {
     throw validationFailed([{ pointer: `${pointer}/totalTokens`, message: `promptTokens + completionTokens exceeds ${MAX_INT}` }]);
   }
   return {
+    organization_id: organizationId,
+    chat_id: chatId,
     id,
     role: input.role,
     content: input.content,
@@ -73,53 +77,30 @@ function toRecord(input: MessageCreate, id: string, pointer: string) {
   };
 }
 
-/*
- * One statement writes the messages and moves the chat's counters, so both commit together.
- * Messages whose id exists already are skipped (ON CONFLICT DO NOTHING) and counted out.
- * Messages without createdAt get the transaction time plus their position in microseconds,
- * so a batch keeps its order even with client-chosen, unordered ids.
- */
-const APPEND_SQL = `
-with input as (
-  select r.*, t.ord
-    from jsonb_array_elements(?::jsonb) with ordinality as t(doc, ord),
-         jsonb_to_record(t.doc) as r(
-           id uuid, role text, content text, name text, model text,
-           prompt_tokens integer, completion_tokens integer, total_tokens integer, latency_ms integer,
-           cost_usd numeric, tool_calls jsonb, metadata jsonb, created_at timestamptz)
-),
-inserted as (
-  insert into messages (organization_id, id, chat_id, role, content, name, model, prompt_tokens,
-                        completion_tokens, total_tokens, latency_ms, cost_usd, tool_calls, metadata, created_at)
-  select ?, id, ?, role, content, name, model, prompt_tokens, completion_tokens, total_tokens, latency_ms,
-         cost_usd, tool_calls, metadata, coalesce(created_at, now() + ord * interval '1 microsecond')
-    from input
-  on conflict (organization_id, id) do nothing
-  returning *
-),
-counted as (
-  update chats
-     set message_count = message_count + (select count(*) from inserted),
-         last_message_at = greatest(last_message_at, (select max(created_at) from inserted)),
-         updated_at = now()
-   where organization_id = ? and id = ? and exists (select 1 from inserted)
-)
-select * from inserted`;
+/** The messages of one request for one chat, checked and ready to write. */
+export interface Append {
+  organizationId: string;
+  chatId: string;
+  ids: string[];
+  records: ReturnType<typeof toRecord>[];
+}
 
-const FOREIGN_KEY_VIOLATION = '23503';
+export interface AppendResult {
+  messages: MessageRow[];
+  /** How many of them this request created; the others existed already (a retry). */
+  created: number;
+}
 
 /**
- * Appends messages to a chat, all or nothing, in one transaction. Ids that exist already in
- * this chat are returned as stored (retries are harmless); an id that belongs to a message of
- * another chat is a 409 and nothing is written.
+ * Checks one request's messages: a malformed chat id is a 404, ids repeated inside the request a
+ * 422. Ids are client-chosen (retries) or UUIDv7.
  */
-export async function appendMessages(
-  em: Em,
+export function prepareAppend(
   organizationId: string,
   chatId: string,
   inputs: MessageCreate[],
   pointerOf: (index: number) => string,
-): Promise<{ messages: MessageRow[]; created: number }> {
+): Append {
   if (!isUuid(chatId)) throw notFound('chat');
   chatId = chatId.toLowerCase();
   const ids = inputs.map((m) => m.id?.toLowerCase() ?? Bun.randomUUIDv7());
@@ -130,31 +111,131 @@ export async function appendMessages(
     else firstIndex.set(id, index);
   });
   if (duplicates.length) throw validationFailed(duplicates);
+  const records = inputs.map((input, index) => toRecord(organizationId, chatId, input, ids[index]!, pointerOf(index)));
+  return { organizationId, chatId, ids, records };
+}
 
-  const records = JSON.stringify(inputs.map((input, index) => toRecord(input, ids[index]!, pointerOf(index))));
+/*
+ * One statement writes the messages of any number of requests, for any chats of any
+ * organizations, and moves those chats' counters, so both commit together.
+ * - A message is written only if its chat exists in its organization (the join with `chat`), so
+ *   one missing chat does not fail the others; the caller reports it as a 404.
+ * - The chats are locked in key order before anything is written: concurrent statements that
+ *   touch the same chats queue up instead of deadlocking.
+ * - Messages whose id exists already are skipped (ON CONFLICT DO NOTHING); the caller decides
+ *   whether that is a retry or a conflict.
+ * - Messages without createdAt get the transaction time plus their position in microseconds,
+ *   so a batch keeps its order even with client-chosen, unordered ids.
+ */
+const APPEND_SQL = `
+with input as (
+  select r.*, t.ord
+    from jsonb_array_elements($1::jsonb) with ordinality as t(doc, ord),
+         jsonb_to_record(t.doc) as r(
+           organization_id uuid, chat_id uuid, id uuid, role text, content text, name text, model text,
+           prompt_tokens integer, completion_tokens integer, total_tokens integer, latency_ms integer,
+           cost_usd numeric, tool_calls jsonb, metadata jsonb, created_at timestamptz)
+),
+chat as (
+  select c.organization_id, c.id
+    from (select distinct organization_id, chat_id from input) as i
+         cross join lateral (select * from chats c where c.organization_id = i.organization_id and c.id = i.chat_id) as c
+   order by c.organization_id, c.id
+     for no key update of c
+),
+inserted as (
+  insert into messages (organization_id, id, chat_id, role, content, name, model, prompt_tokens,
+                        completion_tokens, total_tokens, latency_ms, cost_usd, tool_calls, metadata, created_at)
+  select i.organization_id, i.id, i.chat_id, i.role, i.content, i.name, i.model, i.prompt_tokens, i.completion_tokens,
+         i.total_tokens, i.latency_ms, i.cost_usd, i.tool_calls, i.metadata,
+         coalesce(i.created_at, now() + i.ord * interval '1 microsecond')
+    from input i
+    join chat c on c.organization_id = i.organization_id and c.id = i.chat_id
+   order by i.ord
+  on conflict (organization_id, id) do nothing
+  returning organization_id, id, chat_id, created_at, cost_usd
+),
+counted as (
+  update chats c
+     set message_count = c.message_count + n.added,
+         last_message_at = greatest(c.last_message_at, n.last),
+         updated_at = now()
+    from (select organization_id, chat_id, count(*) as added, max(created_at) as last from inserted group by 1, 2) as n
+   where c.organization_id = n.organization_id and c.id = n.chat_id
+)
+select organization_id, id, created_at, cost_usd from inserted`;
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/**
+ * Writes the appends of several requests in one statement and tells each request how it went:
+ * its messages (created now, or stored by an earlier attempt with the same ids), a 409 when one of
+ * its ids belongs to a message of another chat, a 404 when its chat does not exist. When two
+ * requests carry the same id, the first one creates it and the other sees a retry.
+ */
+export async function writeAppends(em: Em, appends: Append[]): Promise<Outcome<AppendResult>[]> {
+  let inserted: Pick<MessageRow, 'organization_id' | 'id' | 'created_at' | 'cost_usd'>[];
   try {
-    return await em.transactional(async (tx) => {
-      const inserted = await tx.execute<MessageRow[]>(APPEND_SQL, [records, organizationId, chatId, organizationId, chatId]);
-      if (inserted.length === ids.length) return { messages: inserted, created: inserted.length };
-
-      const byId = new Map(inserted.map((row) => [row.id, row]));
-      const missing = ids.filter((id) => !byId.has(id));
-      const existing = await tx.execute<MessageRow[]>(
-        `select * from messages where organization_id = ? and id in (${missing.map(() => '?').join(',')})`,
-        [organizationId, ...missing],
-      );
-      for (const row of existing) {
-        if (row.chat_id !== chatId) throw conflict(`Message id ${row.id} is already used by a message of another chat.`);
-        byId.set(row.id, row);
-      }
-      return { messages: ids.map((id) => byId.get(id)!), created: inserted.length };
-    });
+    inserted = await query(em, APPEND_SQL, [JSON.stringify(appends.flatMap((a) => a.records))]);
   } catch (error) {
-    if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION || (error as { sqlState?: string }).sqlState === FOREIGN_KEY_VIOLATION) {
-      throw notFound('chat');
-    }
+    // The chat was deleted between the lock and the insert.
+    if (sqlStateOf(error) === FOREIGN_KEY_VIOLATION && appends.length === 1) throw notFound('chat');
     throw error;
   }
+  // A new row is what was sent plus what PostgreSQL decided (its time, the cost rounded to the
+  // column's scale): reading it back would only copy every message over the wire again.
+  const key = (organizationId: string, id: string) => `${organizationId}/${id}`;
+  const decided = new Map(inserted.map((row) => [key(row.organization_id, row.id), row]));
+  const fresh = new Map<string, MessageRow>();
+  for (const record of appends.flatMap((a) => a.records)) {
+    const k = key(record.organization_id, record.id);
+    const row = decided.get(k);
+    if (row && !fresh.has(k)) fresh.set(k, { ...record, created_at: row.created_at, cost_usd: row.cost_usd });
+  }
+  const stored = new Map(fresh);
+  const missing = appends.flatMap((a) => a.ids.filter((id) => !fresh.has(key(a.organizationId, id))).map((id) => [a.organizationId, id] as const));
+  if (missing.length) {
+    const existing = await query<MessageRow>(
+      em,
+      `select m.* from messages m
+         join unnest($1::uuid[], $2::uuid[]) as k(organization_id, id) on m.organization_id = k.organization_id and m.id = k.id`,
+      [`{${missing.map(([org]) => org).join(',')}}`, `{${missing.map(([, id]) => id).join(',')}}`],
+    );
+    for (const row of existing) stored.set(key(row.organization_id, row.id), row);
+  }
+
+  return appends.map((append) => {
+    let created = 0;
+    const messages: MessageRow[] = [];
+    for (const id of append.ids) {
+      const k = key(append.organizationId, id);
+      const row = stored.get(k);
+      if (!row) return { ok: false, error: notFound('chat') };
+      if (row.chat_id !== append.chatId) return { ok: false, error: conflict(`Message id ${row.id} is already used by a message of another chat.`) };
+      if (fresh.delete(k)) created++;
+      messages.push(row);
+    }
+    return { ok: true, value: { messages, created } };
+  });
+}
+
+/**
+ * Appends the messages of one request to a chat in its own transaction, all or nothing: if any
+ * of them is refused (another chat's id), nothing is written.
+ */
+export async function appendMessages(
+  em: Em,
+  organizationId: string,
+  chatId: string,
+  inputs: MessageCreate[],
+  pointerOf: (index: number) => string,
+): Promise<AppendResult> {
+  const append = prepareAppend(organizationId, chatId, inputs, pointerOf);
+  return em.transactional(async (tx) => {
+    const [outcome] = await writeAppends(tx, [append]);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.value;
+  });
 }
 
 /** One page (plus one row) of a chat's messages in conversation order, along messages_chat_idx. */

@@ -5,6 +5,7 @@ import { conflict, forbidden, notFound, validationFailed } from '../../http/prob
 import { decodeCursor, page } from '../../http/cursor.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { Organization } from './organization.entity.ts';
+import { forgetOrganizationKeys } from '../apikeys/apikeys.service.ts';
 
 type OrganizationDto = components['schemas']['Organization'];
 type OrganizationUpdate = components['schemas']['OrganizationUpdate'];
@@ -19,7 +20,7 @@ export function toOrganizationDto(org: Organization): OrganizationDto {
     name: org.name,
     slug: org.slug,
     active: org.active,
-    settings: { retentionDays: org.settings?.retentionDays ?? null },
+    settings: { retentionDays: org.settings?.retentionDays ?? null, ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null },
     createdAt: iso(org.createdAt),
     updatedAt: iso(org.updatedAt),
   };
@@ -79,15 +80,23 @@ export async function updateOrganization(
     org.settings = { ...org.settings, retentionDays: change.settings.retentionDays };
     fields.push('settings.retentionDays');
   }
+  const rateLimit = change.settings?.ingestRateLimitPerMinute;
+  if (rateLimit !== undefined && rateLimit !== (org.settings?.ingestRateLimitPerMinute ?? null)) {
+    if (!caller.isSuperadmin) throw forbidden('Only a superadmin may change an organization\'s ingestion rate limit.');
+    org.settings = { ...org.settings, ingestRateLimitPerMinute: rateLimit };
+    fields.push('settings.ingestRateLimitPerMinute');
+  }
   if (fields.length) {
     recordAudit(em, {
       organizationId: org.id,
       action: 'organization.updated',
       actor: caller.actor,
       target: { type: 'organization', id: org.id },
-      details: { fields, active: org.active, retentionDays: org.settings?.retentionDays ?? null },
+      details: { fields, active: org.active, retentionDays: org.settings?.retentionDays ?? null, ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null },
     });
     await em.flush();
+    // A deactivated organization's keys stop working here at once (elsewhere within the cache's TTL).
+    forgetOrganizationKeys(org.id);
   }
   return org;
 }

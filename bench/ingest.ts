@@ -1,0 +1,376 @@
+/**
+ * Ingestion throughput against PostgreSQL's own ceiling, measured in one run:
+ *   bun bench/ingest.ts
+ * 1. Creates the database chatlogger_bench_ingest on the server of BENCH_DATABASE_URL (dropped
+ *    first), migrates it, and makes an organization, an API key and 1,000 chats.
+ * 2. Baseline: pgbench with 64 clients running the same single-row INSERT into messages.
+ * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
+ *    /dev/null) on that database and drives each scenario with wrk for
+ *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
+ *    chat creation; then the embedded database (PGlite) with single messages.
+ * 4. After each scenario counts the rows: every 2xx must be stored; rows beyond the 2xx count
+ *    can only be requests still in flight when wrk stopped (at most one per connection).
+ * Prints a Markdown table. Needs wrk (installed with apt-get when missing) and pgbench.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adminQuery, benchApp, benchTenants, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
+import { openDatabase, type Database } from '../src/db/orm.ts';
+
+const DATABASE = 'chatlogger_bench_ingest';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const BATCH_CONNECTIONS = Number(process.env.BENCH_BATCH_CONNECTIONS ?? 16);
+const BATCH_SIZE = 100;
+const CHATS = 1000;
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
+const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
+/** A subset of single,batch,chats,embedded; extra flags for the server's bun (e.g. --cpu-prof-md). */
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'single,batch,chats,embedded').split(','));
+const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
+const CONTENT = 'Hello! I would like to know the status of my order, it has not arrived yet.';
+const SINGLE_BODY = JSON.stringify({ role: 'user', content: CONTENT });
+const work = mkdtempSync(join(tmpdir(), 'chatlogger-bench-ingest-'));
+
+interface Row {
+  scenario: string;
+  requestsPerSecond: number;
+  messagesPerSecond: number;
+  p50: string;
+  p99: string;
+  errors: number;
+  peakRss: string;
+  ratio: string;
+  check: string;
+}
+
+// ---- tools -----------------------------------------------------------------------------------
+
+function run(cmd: string[], env: Record<string, string> = {}): string {
+  const result = Bun.spawnSync(cmd, { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' });
+  if (result.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed (${result.exitCode}): ${result.stderr.toString()}`);
+  return result.stdout.toString();
+}
+
+function ensureWrk() {
+  if (Bun.which('wrk')) return;
+  log('wrk is missing: installing it with apt-get');
+  run(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-q', 'wrk']);
+}
+
+const ms = (microseconds: number) => `${(microseconds / 1000).toFixed(1)} ms`;
+const mb = (kb: number) => `${Math.round(kb / 1024)} MB`;
+
+// ---- database --------------------------------------------------------------------------------
+
+async function prepareDatabase() {
+  await adminQuery(`drop database if exists ${DATABASE} with (force)`);
+  await adminQuery(`create database ${DATABASE}`);
+  const db = await openDatabase({ databaseUrl: databaseUrl(DATABASE), dataDir: 'memory://', databasePoolSize: 2 });
+  await db.migrate();
+  const tenant = await tenantWithChats(db, databaseUrl(DATABASE));
+  // pgbench writes to chats of the other organization: its rows bypass the chats' counters.
+  const baselineChats = await db
+    .fork()
+    .execute<{ id: string }[]>(`insert into chats (organization_id, id) select ?, gen_random_uuid() from generate_series(1, ${CHATS}) returning id`, [tenant.otherOrganizationId]);
+  return { db, ...tenant, baselineChats: baselineChats.map((c) => c.id) };
+}
+
+/** Organization bench-a, an API key of it and CHATS chats, made through the HTTP app. */
+async function tenantWithChats(db: Database, url: string) {
+  const app = benchApp(db, url);
+  const { orgA, orgB, token } = await benchTenants(app, db);
+  const call = async (path: string, body: unknown, headers: Record<string, string>) => {
+    const response = await app.handle(
+      new Request(`http://bench.local${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }),
+    );
+    if (response.status >= 300) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
+    return (await response.json()) as Record<string, unknown>;
+  };
+  const key = String((await call('/orgs/bench-a/apikeys', { label: 'bench' }, { authorization: `Bearer ${token}` })).key);
+  const chats: string[] = [];
+  for (let i = 0; i < CHATS; i++) {
+    chats.push(String((await call('/api/v1/orgs/bench-a/chats', { title: `chat ${i}` }, { 'x-organization-api-key': key })).id));
+  }
+  return { organizationId: orgA, otherOrganizationId: orgB, key, chats };
+}
+
+async function count(db: Database, table: 'messages' | 'chats', organizationId: string): Promise<number> {
+  const [row] = await db.fork().execute<{ n: number }[]>(`select count(*)::int as n from ${table} where organization_id = ?`, [organizationId]);
+  return Number(row!.n);
+}
+
+/** Checks the counters against the rows: message_count of every chat equals its messages. */
+async function countersMatch(db: Database, organizationId: string): Promise<boolean> {
+  const [row] = await db.fork().execute<{ n: number }[]>(
+    `select count(*)::int as n from chats c
+      where c.organization_id = ?
+        and c.message_count <> (select count(*) from messages m where m.organization_id = c.organization_id and m.chat_id = c.id)`,
+    [organizationId],
+  );
+  return Number(row!.n) === 0;
+}
+
+// ---- pgbench baseline ------------------------------------------------------------------------
+
+function pgbench(organizationId: string, chats: string[]): { tps: number; latencyMs: number } {
+  const values = chats.map((id) => `'${id}'`).join(',');
+  const script = join(work, 'insert.sql');
+  // The chat is drawn from the same 1,000 chats the HTTP scenario uses.
+  writeFileSync(
+    script,
+    `\\set c random(1, ${chats.length})
+insert into messages (organization_id, id, chat_id, role, content, created_at)
+values ('${organizationId}', gen_random_uuid(), (array[${values}]::uuid[])[:c], 'user', '${CONTENT}', now());
+`,
+  );
+  const url = new URL(databaseUrl(DATABASE));
+  const out = run([
+    PGBENCH, '-n', '-M', 'prepared', '-c', String(CONNECTIONS), '-j', '2', '-T', String(SECONDS), '-f', script,
+    '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'), DATABASE,
+  ]);
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
+  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
+  return { tps, latencyMs };
+}
+
+// ---- the server ------------------------------------------------------------------------------
+
+interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+  peakRssKb(): number;
+  rssKb(): number;
+}
+
+function status(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
+}
+
+async function startServer(env: Record<string, string>): Promise<Server> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = Bun.spawn(['bun', ...SERVER_FLAGS, 'src/main.ts'], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL,
+      RETENTION_ENABLED: 'false',
+      // One API key carries the whole load here; a real deployment spreads it over many.
+      INGEST_RATE_LIMIT_PER_MINUTE: '0',
+      ...env,
+    },
+    stdout: 'ignore',
+    stderr: 'inherit',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/ready`)).ok) break;
+    } catch {}
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the server did not become ready');
+    await Bun.sleep(100);
+  }
+  return {
+    url,
+    pid: child.pid,
+    peakRssKb: () => status(child.pid, 'VmHWM'),
+    rssKb: () => status(child.pid, 'VmRSS'),
+    async stop() {
+      child.kill('SIGTERM');
+      await child.exited;
+    },
+  };
+}
+
+// ---- wrk -------------------------------------------------------------------------------------
+
+interface WrkResult {
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
+/** wrk with a Lua script that spreads requests over `paths` and reports JSON from done(). */
+function wrk(url: string, paths: string[], body: string, key: string, connections: number): WrkResult {
+  const script = join(work, `wrk-${Math.random().toString(36).slice(2)}.lua`);
+  writeFileSync(
+    script,
+    `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}
+local body = ${JSON.stringify(body)}
+local headers = { ["content-type"] = "application/json", ["x-organization-api-key"] = ${JSON.stringify(key)} }
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", paths[(n % #paths) + 1], headers, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests":%d,"non2xx":%d,"socketErrors":%d,"micros":%d,"p50":%d,"p99":%d}\\n',
+    summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(99)))
+end
+`,
+  );
+  const threads = Math.min(2, connections);
+  const out = run(['wrk', '-t', String(threads), '-c', String(connections), '-d', `${SECONDS}s`, '--timeout', '10s', '-s', script, url]);
+  const json = JSON.parse(/RESULT (\{.*\})/.exec(out)![1]!);
+  return { requests: json.requests, non2xx: json.non2xx, socketErrors: json.socketErrors, seconds: json.micros / 1e6, p50: json.p50, p99: json.p99 };
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+async function scenario(
+  name: string,
+  server: Server,
+  db: Database,
+  organizationId: string,
+  table: 'messages' | 'chats',
+  perRequest: number,
+  baseline: number,
+  drive: () => WrkResult,
+): Promise<Row> {
+  const before = await count(db, table, organizationId);
+  const result = drive();
+  await Bun.sleep(500);
+  const stored = (await count(db, table, organizationId)) - before;
+  const acknowledged = (result.requests - result.non2xx) * perRequest;
+  const inFlight = stored - acknowledged;
+  // wrk stops without waiting for its last requests; those may still commit (<= one per connection).
+  const ok = inFlight >= 0 && inFlight <= CONNECTIONS * perRequest;
+  const messagesPerSecond = acknowledged / result.seconds;
+  log(`${name}: ${result.requests} requests, ${acknowledged} acknowledged, ${stored} stored`);
+  return {
+    scenario: name,
+    requestsPerSecond: result.requests / result.seconds,
+    messagesPerSecond,
+    p50: ms(result.p50),
+    p99: ms(result.p99),
+    errors: result.non2xx + result.socketErrors,
+    peakRss: mb(server.peakRssKb()),
+    ratio: baseline ? `${(messagesPerSecond / baseline).toFixed(2)}×` : '',
+    check: ok ? `ok (${acknowledged} acked, ${stored} stored)` : `FAILED: ${acknowledged} acknowledged, ${stored} stored`,
+  };
+}
+
+let embeddedIdleKb = 0;
+
+/** The single-message load against the embedded database (PGlite) in a fresh data directory. */
+async function embeddedScenario(): Promise<Row> {
+  const dataDir = join(work, 'data');
+  const embeddedDb = await openDatabase({ databaseUrl: undefined, dataDir, databasePoolSize: 1 });
+  await embeddedDb.migrate();
+  const embeddedTenant = await tenantWithChats(embeddedDb, '');
+  await embeddedDb.close();
+  const embedded = await startServer({ DATA_DIR: dataDir, DATABASE_URL: '' });
+  embeddedIdleKb = embedded.rssKb();
+  const embeddedResult = wrk(embedded.url, embeddedTenant.chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`), SINGLE_BODY, embeddedTenant.key, CONNECTIONS);
+  const embeddedPeak = embedded.peakRssKb();
+  await embedded.stop();
+  const reopened = await openDatabase({ databaseUrl: undefined, dataDir, databasePoolSize: 1 });
+  const embeddedStored = await count(reopened, 'messages', embeddedTenant.organizationId);
+  await reopened.close();
+  const embeddedAcked = embeddedResult.requests - embeddedResult.non2xx;
+  const embeddedOk = embeddedStored >= embeddedAcked && embeddedStored - embeddedAcked <= CONNECTIONS;
+  return {
+    scenario: `embedded PGlite, single message (${CONNECTIONS} conns)`,
+    requestsPerSecond: embeddedResult.requests / embeddedResult.seconds,
+    messagesPerSecond: embeddedAcked / embeddedResult.seconds,
+    p50: ms(embeddedResult.p50),
+    p99: ms(embeddedResult.p99),
+    errors: embeddedResult.non2xx + embeddedResult.socketErrors,
+    peakRss: mb(embeddedPeak),
+    ratio: '',
+    check: embeddedOk ? `ok (${embeddedAcked} acked, ${embeddedStored} stored)` : `FAILED: ${embeddedAcked} acknowledged, ${embeddedStored} stored`,
+  };
+}
+
+async function main() {
+  ensureWrk();
+  log(`preparing ${DATABASE} on ${new URL(SERVER_URL).host}`);
+  const { db, organizationId, otherOrganizationId, key, chats, baselineChats } = await prepareDatabase();
+
+  log(`pgbench: single-row INSERT, ${CONNECTIONS} clients, ${SECONDS} s`);
+  const baseline = pgbench(otherOrganizationId, baselineChats);
+  log(`pgbench: ${baseline.tps.toFixed(0)} tps, ${baseline.latencyMs} ms average`);
+  const rows: Row[] = [
+    {
+      scenario: `pgbench INSERT (${CONNECTIONS} clients)`,
+      requestsPerSecond: baseline.tps,
+      messagesPerSecond: baseline.tps,
+      p50: `${baseline.latencyMs} ms avg`,
+      p99: '',
+      errors: 0,
+      peakRss: '',
+      ratio: '1.00×',
+      check: '',
+    },
+  ];
+
+  const server = await startServer({ DATABASE_URL: databaseUrl(DATABASE) });
+  await Bun.sleep(3000);
+  const idleRss = server.rssKb();
+  log(`server idle RSS ${mb(idleRss)}`);
+  const messagePaths = chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`);
+  const batch = JSON.stringify({
+    messages: Array.from({ length: BATCH_SIZE }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: CONTENT, ...(i % 2 ? { model: 'gpt-4o', promptTokens: 20, completionTokens: 40, latencyMs: 800 } : {}) })),
+  });
+  if (SCENARIOS.has('single')) rows.push(
+    await scenario(`single message (${CONNECTIONS} conns)`, server, db, organizationId, 'messages', 1, baseline.tps, () =>
+      wrk(server.url, messagePaths, SINGLE_BODY, key, CONNECTIONS),
+    ),
+  );
+  if (SCENARIOS.has('batch')) rows.push(
+    await scenario(`batch of ${BATCH_SIZE} (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', BATCH_SIZE, baseline.tps, () =>
+      wrk(server.url, messagePaths.map((p) => `${p}/batch`), batch, key, BATCH_CONNECTIONS),
+    ),
+  );
+  const chatBody = JSON.stringify({ title: 'Order status', externalUserId: 'user-42', tags: ['orders'] });
+  if (SCENARIOS.has('chats')) rows.push(
+    await scenario(`chat creation (${CONNECTIONS} conns)`, server, db, organizationId, 'chats', 1, baseline.tps, () =>
+      wrk(server.url, ['/api/v1/orgs/bench-a/chats'], chatBody, key, CONNECTIONS),
+    ),
+  );
+  const countersOk = await countersMatch(db, organizationId);
+  await server.stop();
+  await db.close();
+
+  // Embedded database: the same single-message load against PGlite in a fresh data directory.
+  if (SCENARIOS.has('embedded')) rows.push(await embeddedScenario());
+
+  console.log();
+  console.log(
+    markdownTable(
+      ['scenario', 'requests/s', 'messages/s', 'p50', 'p99', 'errors', 'peak RSS', 'vs pgbench', 'rows = 2xx'],
+      rows.map((r) => [
+        r.scenario,
+        r.requestsPerSecond.toFixed(0),
+        r.messagesPerSecond.toFixed(0),
+        r.p50,
+        r.p99,
+        String(r.errors),
+        r.peakRss,
+        r.ratio,
+        r.check,
+      ]),
+      1,
+    ),
+  );
+  console.log();
+  console.log(`idle RSS: PostgreSQL mode ${mb(idleRss)}, embedded mode ${mb(embeddedIdleKb)}; chat counters match rows: ${countersOk ? 'yes' : 'NO'}`);
+  console.log(`${SECONDS} s per scenario, wrk with 2 threads, server LOG_LEVEL=${LOG_LEVEL}, ingestion rate limit off`);
+  await adminQuery(`drop database if exists ${DATABASE} with (force)`);
+  rmSync(work, { recursive: true, force: true });
+  if (rows.some((r) => r.check.startsWith('FAILED')) || !countersOk) process.exit(1);
+}
+
+await main();
