@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { decodeJwt, SignJWT, UnsecuredJWT } from 'jose';
-import { addUser, BASE_URL, createTenant, createTestApp, login, PASSWORD, type Tenant, type TestApp } from './support/harness.ts';
+import { addUser, BASE_URL, createTenant, createTestApp, login, PASSWORD, superadminToken, type Tenant, type TestApp } from './support/harness.ts';
 
 const TEST_SECRET = 'test-secret-that-is-at-least-32-characters-long';
 const COOKIE = 'chatlogger_session';
@@ -390,12 +390,87 @@ describe('a deactivated organization', () => {
     expect((await ingest()).response.status).toBe(201);
     expect(await meStatus({ token: user.token })).toBe(200);
 
-    await t.db.fork().execute('update organizations set active = false where id = ?', [org.orgId]);
+    // Through the API, as a superadmin does it: the key's cached lookup is dropped at once.
+    const root = t.client({ token: await superadminToken(t) });
+    expect((await root.PATCH('/orgs/{org}', { params: { path: { org: org.slug } }, body: { active: false } })).response.status).toBe(200);
 
     expect(await meStatus({ token: org.adminToken })).toBe(401);
     expect(await meStatus({ token: user.token })).toBe(401);
     expect((await ingest()).response.status).toBe(401);
     expect((await t.app.handle(loginRequest(user.email, PASSWORD))).status).toBe(401);
     expect(await meStatus({ token: tenant.adminToken })).toBe(200);
+  });
+});
+
+describe('JWT secret rotation', () => {
+  const OLD_SECRET = 'the-previous-secret-that-is-32-characters-or-more';
+  const NEW_SECRET = 'the-current-secret-that-is-also-32-characters-long';
+
+  test('tokens signed with a secret in JWT_PREVIOUS_SECRETS are accepted until they expire; new ones are signed with JWT_SECRET', async () => {
+    const before = await createTestApp({ JWT_SECRET: OLD_SECRET }, t.db);
+    const rotated = await createTestApp({ JWT_SECRET: NEW_SECRET, JWT_PREVIOUS_SECRETS: `another-retired-secret-of-32-characters-at-least, ${OLD_SECRET}` }, t.db);
+    const withoutPrevious = await createTestApp({ JWT_SECRET: NEW_SECRET }, t.db);
+    const user = await addUser(t, tenant, 'viewer');
+    const oldToken = await login(before, user.email, PASSWORD);
+
+    expect((await rotated.client({ token: oldToken }).GET('/users/me')).response.status).toBe(200);
+    expect((await rotated.client({ cookie: `${COOKIE}=${oldToken}` }).GET('/users/me')).response.status).toBe(200);
+    expect((await withoutPrevious.client({ token: oldToken }).GET('/users/me')).response.status).toBe(401);
+
+    const newToken = await login(rotated, user.email, PASSWORD);
+    const { jwtVerify } = await import('jose');
+    await expect(jwtVerify(newToken, new TextEncoder().encode(NEW_SECRET))).resolves.toBeDefined();
+    await expect(jwtVerify(newToken, new TextEncoder().encode(OLD_SECRET))).rejects.toThrow();
+    expect((await before.client({ token: newToken }).GET('/users/me')).response.status).toBe(401);
+
+    // A previous secret is held to the same rules: expiry, issuer, audience, algorithm.
+    const claims = claimsOf(oldToken);
+    const status = async (token: string) => (await rotated.client({ token }).GET('/users/me')).response.status;
+    expect(await status(await craftToken(claims, { secret: OLD_SECRET }))).toBe(200);
+    expect(await status(await craftToken(claims, { secret: OLD_SECRET, exp: Math.floor(Date.now() / 1000) - 60 }))).toBe(401);
+    expect(await status(await craftToken(claims, { secret: OLD_SECRET, issuer: 'someone-else' }))).toBe(401);
+    expect(await status(await craftToken(claims, { secret: OLD_SECRET, audience: 'another-app' }))).toBe(401);
+    expect(await status(await craftToken(claims, { secret: OLD_SECRET, alg: 'HS512' }))).toBe(401);
+    // Logging out with an old token revokes its session.
+    expect((await rotated.client({ token: oldToken }).POST('/auth/logout')).response.status).toBe(204);
+    expect(await status(oldToken)).toBe(401);
+  });
+
+  test('JWT_PREVIOUS_SECRETS must be long enough', async () => {
+    await expect(createTestApp({ JWT_PREVIOUS_SECRETS: 'short' }, t.db)).rejects.toThrow(/JWT_PREVIOUS_SECRETS/);
+  });
+
+  test('a token without an expiry is refused, even when correctly signed', async () => {
+    const user = await addUser(t, tenant, 'viewer');
+    const claims = claimsOf(user.token);
+    const token = await new SignJWT({ sid: claims.sid })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuer('chatlogger')
+      .setAudience('chatlogger-dashboard')
+      .sign(new TextEncoder().encode(TEST_SECRET));
+    expect(await meStatus({ token })).toBe(401);
+  });
+
+  test("a deleted user's tokens stop working", async () => {
+    const user = await addUser(t, tenant, 'user');
+    expect(await meStatus({ token: user.token })).toBe(200);
+    const { response } = await t.client({ token: tenant.adminToken }).DELETE('/orgs/{org}/users/{userId}', { params: { path: { org: 'me', userId: user.id } } });
+    expect(response.status).toBe(204);
+    expect(await meStatus({ token: user.token })).toBe(401);
+    expect(await meStatus({ token: await craftToken(claimsOf(user.token)) })).toBe(401);
+  });
+
+  test('tokens issued before a password change stop working, however they are presented', async () => {
+    const user = await addUser(t, tenant, 'user');
+    const older = await login(t, user.email, PASSWORD);
+    const { response } = await t.client({ token: user.token }).PATCH('/users/me', { body: { currentPassword: PASSWORD, newPassword: 'another-new-password' } });
+    expect(response.status).toBe(200);
+    expect(await meStatus({ token: older })).toBe(401);
+    expect(await meStatus({ cookie: `${COOKIE}=${older}` })).toBe(401);
+    // Re-signing its claims with a fresh expiry does not revive the session.
+    expect(await meStatus({ token: await craftToken(claimsOf(older)) })).toBe(401);
+    // The session that made the change stays, as documented.
+    expect(await meStatus({ token: user.token })).toBe(200);
   });
 });

@@ -1,11 +1,13 @@
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
 import type { MikroORM, EntityManager, AbstractSqlDriver } from '@mikro-orm/sql';
 import { MikroORM as PgliteORM } from '@mikro-orm/pglite';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.ts';
 import { migrations } from './migrations/index.ts';
+import { PGLITE_FILES } from './pglite-files.ts';
+import { postgresDriverOptions } from './pg-timeouts.ts';
 import { Organization } from '../modules/orgs/organization.entity.ts';
 import { Session, User } from '../modules/users/user.entity.ts';
 import { ApiKey } from '../modules/apikeys/apikey.entity.ts';
@@ -40,9 +42,19 @@ const sharedOptions = {
   debug: false,
 };
 
+export interface OpenOptions {
+  /**
+   * PostgreSQL only: the server cancels longer statements, and the client gives up one second
+   * later (a network that went silent). For the connections that serve requests; migrations and
+   * the CLI run without it, since building an index on a large table may take minutes.
+   */
+  statementTimeoutSeconds?: number;
+}
+
 /** One factory for both databases: PostgreSQL with DATABASE_URL, embedded PGlite otherwise. */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'databasePoolSize'> & Partial<Pick<Config, 'databaseConnectTimeoutSeconds'>>,
+  { statementTimeoutSeconds }: OpenOptions = {},
 ): Promise<Database> {
   let orm: Orm;
   let kind: DatabaseKind;
@@ -52,10 +64,12 @@ export async function openDatabase(
       ...sharedOptions,
       clientUrl: config.databaseUrl,
       pool: { min: 0, max: config.databasePoolSize, idleTimeoutMillis: 30_000 },
-      driverOptions: { connectionTimeoutMillis: 5_000 },
+      driverOptions: postgresDriverOptions(config.databaseConnectTimeoutSeconds ?? 5, statementTimeoutSeconds),
     })) as unknown as Orm;
   } else {
     kind = 'pglite';
+    const missing = PGLITE_FILES.filter((file) => !existsSync(file));
+    if (missing.length) throw new Error(`The embedded database's files are missing: ${missing.join(', ')}`);
     const dir = config.dataDir === 'memory://' ? 'memory://' : join(config.dataDir, 'pgdata');
     if (dir !== 'memory://') mkdirSync(dir, { recursive: true });
     orm = (await PgliteORM.init({

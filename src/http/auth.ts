@@ -1,8 +1,11 @@
 import { Elysia } from 'elysia';
 import { jwt } from '@elysiajs/jwt';
+import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { Config } from '../config.ts';
 import { resolveSession, type Caller } from '../modules/auth/auth.service.ts';
 import { authenticateApiKey } from '../modules/apikeys/apikeys.service.ts';
+import { ingestionCors } from './cors.ts';
+import { isUuid } from './ids.ts';
 import { findOrganizationBySlug } from '../modules/orgs/orgs.service.ts';
 import type { Organization } from '../modules/orgs/organization.entity.ts';
 import { roleAtLeast, type Role } from '../modules/users/user.entity.ts';
@@ -30,9 +33,26 @@ export async function sessionClaims(
 ): Promise<SessionClaims | null> {
   const token = request.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? (typeof request.cookie === 'string' ? request.cookie : undefined);
   if (!token) return null;
-  const claims = await jwt.verify(token, { algorithms: ['HS256'], issuer: config.jwtIssuer, audience: config.jwtAudience });
-  if (!claims || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') return null;
+  const options = { algorithms: ['HS256'], issuer: config.jwtIssuer, audience: config.jwtAudience, requiredClaims: ['exp'] };
+  const claims = (await jwt.verify(token, options)) || (await verifyWithPreviousSecrets(config.jwtPreviousSecrets, token, options));
+  // Only a token signed with our secret gets here, but its ids still go to SQL as uuids.
+  if (!claims || typeof claims.sub !== 'string' || typeof claims.sid !== 'string' || !isUuid(claims.sub) || !isUuid(claims.sid)) return null;
   return { sub: claims.sub, sid: claims.sid };
+}
+
+/**
+ * Tokens signed before a JWT_SECRET rotation, with a secret now in JWT_PREVIOUS_SECRETS, are
+ * accepted until they expire; new tokens are only ever signed with JWT_SECRET.
+ */
+async function verifyWithPreviousSecrets(secrets: string[], token: string, options: JWTVerifyOptions): Promise<JWTPayload | false> {
+  for (const secret of secrets) {
+    try {
+      return (await jwtVerify(token, new TextEncoder().encode(secret), options)).payload;
+    } catch {
+      // not this one
+    }
+  }
+  return false;
 }
 
 /**
@@ -58,10 +78,12 @@ export const auth = (config: Config, context: RequestContext) =>
     )
     .macro({
       apiKey: {
-        async resolve({ em, headers, params }) {
+        async resolve({ em, headers, params, set }) {
           const slug = (params as Record<string, string> | undefined)?.slug ?? '';
-          const tenant = await authenticateApiKey(em, slug, headers[API_KEY_HEADER]);
+          const tenant = await authenticateApiKey(em, slug, headers[API_KEY_HEADER], config.apiKeyCacheSeconds);
           if (!tenant) throw unauthorized(`A valid API key of organization "${slug}" is required in the ${API_KEY_HEADER} header.`);
+          // A key limited to some browser origins is refused from others (403).
+          Object.assign(set.headers, ingestionCors(tenant.allowedOrigins, headers.origin));
           return { tenant };
         },
       },

@@ -232,6 +232,8 @@ export function validateRequest(operationId: OperationId, input: { body: unknown
   const op = operationsById.get(operationId);
   if (!op) throw new Error(`Unknown operation ${operationId}`);
   if (op.query && !op.query(input.query)) throw validationFailed(toFieldErrors('query', op.query.errors));
+  const queryProblem = unstorableString(input.query, '/query');
+  if (queryProblem) throw validationFailed([queryProblem]);
   if (op.body) {
     if (input.body === undefined || input.body === null) {
       if (op.bodyRequired) throw validationFailed([{ pointer: '/body', message: 'is required' }]);

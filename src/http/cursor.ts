@@ -23,7 +23,9 @@ export function decodeCursor(cursor: string | undefined, arity: number, isValid:
   } catch {
     throw invalidCursor();
   }
-  if (Array.isArray(key) && key.length === arity && key.every((part) => typeof part === 'string' && part.length <= 100) && isValid(key)) {
+  // PostgreSQL text cannot hold NUL: such a part would break the query's protocol message.
+  const storable = (part: unknown) => typeof part === 'string' && part.length <= 100 && !part.includes('\u0000') && part.isWellFormed();
+  if (Array.isArray(key) && key.length === arity && key.every(storable) && isValid(key)) {
     return key as string[];
   }
   throw invalidCursor();

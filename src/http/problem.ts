@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia';
 import { ConnectionException, DriverException } from '@mikro-orm/core';
 import type { Logger } from '../logger.ts';
+import { requestIdOf } from './request-id.ts';
 
 export interface FieldError {
   /** JSON pointer into the request: `/body/messages/3/role`, `/query/limit`. */
@@ -36,6 +37,9 @@ export const unsupportedMediaType = () =>
   new HttpError(415, 'unsupported-media-type', 'Unsupported Media Type', 'Send the body as application/json.');
 export const validationFailed = (errors: FieldError[]) =>
   new HttpError(422, 'validation', 'Validation Failed', 'The request has invalid fields; see errors.', errors);
+export const tooManyRequests = (detail: string, retryAfterSeconds: number, headers: Record<string, string> = {}) =>
+  new HttpError(429, 'too-many-requests', 'Too Many Requests', detail, undefined, { ...headers, 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+export const headersTooLarge = (detail: string) => new HttpError(431, 'headers-too-large', 'Request Header Fields Too Large', detail);
 export const unavailable = (detail = 'The database is unavailable; retry shortly.') =>
   new HttpError(503, 'unavailable', 'Service Unavailable', detail, undefined, { 'retry-after': '1' });
 
@@ -71,6 +75,10 @@ export function toHttpError(error: unknown, code?: string | number): HttpError {
   const sqlState = sqlStateOf(error);
   if (sqlState && UNAVAILABLE_SQLSTATE.test(sqlState)) return unavailable();
   if (sqlState === '40001' || sqlState === '40P01') return unavailable('The write conflicted with another; retry it.');
+  // DATABASE_STATEMENT_TIMEOUT_SECONDS: the server cancelled the statement, or the client stopped waiting.
+  if (sqlState === '57014' || (error instanceof Error && error.message === 'Query read timeout')) {
+    return unavailable('The database did not answer in time; retry shortly.');
+  }
   // Services check uniqueness first; this is the loser of a race between two such checks.
   if (sqlState === '23505') return conflict('A resource with the same unique value exists already.');
   const errno = (error as { code?: unknown })?.code;
@@ -81,7 +89,7 @@ export function toHttpError(error: unknown, code?: string | number): HttpError {
   return new HttpError(500, 'internal', 'Internal Server Error', 'An unexpected error occurred; it has been logged.');
 }
 
-function sqlStateOf(error: unknown): string | undefined {
+export function sqlStateOf(error: unknown): string | undefined {
   if (error instanceof DriverException) return error.sqlState ?? (error.code as string | undefined);
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
@@ -92,8 +100,12 @@ export const problems = (log: Logger) =>
   new Elysia({ name: 'problems' }).onError({ as: 'global' }, ({ error, code, request, set }) => {
     const problem = toHttpError(error, code);
     set.status = problem.status;
-    if (problem.status >= 500) {
-      log.error({ err: error, method: request.method, path: new URL(request.url).pathname }, 'request failed');
+    if (problem.status === 503) {
+      // Expected while the database is away, for every request: one short line each, no stack.
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn({ requestId: requestIdOf(request), method: request.method, path: new URL(request.url).pathname, reason }, 'request failed: unavailable');
+    } else if (problem.status >= 500) {
+      log.error({ err: error, requestId: requestIdOf(request), method: request.method, path: new URL(request.url).pathname }, 'request failed');
     }
     return problemResponse(problem);
   });

@@ -14,6 +14,8 @@ export const ApiKey = defineEntity({
     lastUsedAt: p.datetime().nullable(),
     expiresAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),
+    /** Exact browser origins (canonical form) this key accepts; empty accepts any. */
+    allowedOrigins: p.array<string>().onCreate(() => []),
   },
 });
 export type ApiKey = InferEntity<typeof ApiKey>;

@@ -1,21 +1,34 @@
 import { Elysia } from 'elysia';
 import type { Config } from '../../config.ts';
 import { sessionClaims, sessionCookie, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
+import { clientIp } from '../../http/client-ip.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
+import { HttpError } from '../../http/problem.ts';
 import { iso } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { toUserDto } from '../users/users.service.ts';
 import { login, logout } from './auth.service.ts';
+import type { LoginThrottle } from './login-throttle.ts';
 
-export const authRoutes = (config: Config, auth: Auth) =>
+export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) =>
   new Elysia({ name: 'auth-routes', prefix: '/auth' })
     .use(auth)
     .use(contract)
     .post(
       '/login',
-      async ({ em, jwt, body, cookie, request }) => {
+      async ({ em, jwt, body, cookie, request, set }) => {
         const { email, password } = body as RequestBody<'login'>;
-        const { user, organization, session } = await login(em, email, password, config.sessionTtlSeconds);
+        // Before the password is checked: a locked email costs no argon2 verification.
+        Object.assign(set.headers, await throttle.admit(clientIp(request, config.trustProxy), email));
+        let caller;
+        try {
+          caller = await login(em, email, password, config.sessionTtlSeconds);
+        } catch (error) {
+          if (error instanceof HttpError && error.status === 401) await throttle.failed(email);
+          throw error;
+        }
+        await throttle.succeeded(email);
+        const { user, organization, session } = caller;
         const claims: SessionClaims = { sub: user.id, sid: session.id };
         const token = await jwt.sign({ ...claims, exp: Math.floor(session.expiresAt.getTime() / 1000) });
         cookie[SESSION_COOKIE]!.set({ value: token, ...sessionCookie(config, request), expires: session.expiresAt });

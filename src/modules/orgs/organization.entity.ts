@@ -3,6 +3,8 @@ import { baseProperties } from '../../db/base.ts';
 
 export interface OrganizationSettings {
   retentionDays?: number | null;
+  /** Overrides INGEST_RATE_LIMIT_PER_MINUTE for each of the organization's keys; set by a superadmin. */
+  ingestRateLimitPerMinute?: number | null;
 }
 
 export const Organization = defineEntity({

@@ -1,0 +1,49 @@
+import { Elysia } from 'elysia';
+import type { Config } from '../config.ts';
+import { SESSION_COOKIE } from './auth.ts';
+import { INGESTION_PREFIX } from './cors.ts';
+import { canonicalOrigin } from './origins.ts';
+import { forbidden } from './problem.ts';
+import { pathOf } from './security-headers.ts';
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const SESSION_COOKIE_PRESENT = new RegExp(`(?:^|;)\\s*${SESSION_COOKIE}=`);
+const BEARER = /^Bearer\s+\S+$/i;
+
+/** The host the client addressed: the proxy's X-Forwarded-Host when a proxy is trusted. */
+function requestHost(request: Request, trustProxy: number): string {
+  const forwarded = trustProxy > 0 ? request.headers.get('x-forwarded-host')?.split(',')[0]?.trim() : undefined;
+  return (forwarded || new URL(request.url).host).toLowerCase();
+}
+
+/** Whether the browser says the request was made by another origin than this server's. */
+function fromAnotherSite(request: Request, config: Pick<Config, 'trustedOrigins' | 'trustProxy'>): boolean {
+  const origin = request.headers.get('origin');
+  if (origin !== null) {
+    const canonical = canonicalOrigin(origin);
+    // `Origin: null` (sandboxed frames, some redirects) is never trusted.
+    if (canonical === null) return true;
+    if (config.trustedOrigins.includes(canonical)) return false;
+    return new URL(canonical).host !== requestHost(request, config.trustProxy);
+  }
+  // Without Origin the fetch metadata still tells another site from this one.
+  const site = request.headers.get('sec-fetch-site');
+  return site === 'cross-site' || site === 'same-site';
+}
+
+/**
+ * Cross-site request forgery: a state-changing request that a browser authenticated with the
+ * session cookie is refused (403) when its `Origin` (or, without one, `Sec-Fetch-Site`) shows
+ * another site than this server or TRUSTED_ORIGINS. Bearer tokens and API keys are never sent by
+ * a browser on its own, so those requests, and requests without the cookie, are not affected;
+ * nor are clients that send neither header (they are not browsers).
+ */
+export const csrf = (config: Pick<Config, 'trustedOrigins' | 'trustProxy'>) =>
+  new Elysia({ name: 'csrf' }).onRequest(({ request }) => {
+    if (!STATE_CHANGING.has(request.method) || pathOf(request.url).startsWith(INGESTION_PREFIX)) return;
+    if (BEARER.test(request.headers.get('authorization') ?? '')) return;
+    if (!SESSION_COOKIE_PRESENT.test(request.headers.get('cookie') ?? '')) return;
+    if (fromAnotherSite(request, config)) {
+      throw forbidden('Cross-site requests authenticated by the session cookie are refused. Call from this site or a trusted origin, or use a bearer token.');
+    }
+  });
