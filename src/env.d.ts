@@ -13,3 +13,13 @@ declare module 'swagger-ui-dist/swagger-ui.css' {
   const path: string;
   export default path;
 }
+
+// PGlite's runtime files, imported with `{ type: 'file' }` so a compiled binary embeds them.
+declare module '*.wasm' {
+  const path: string;
+  export default path;
+}
+declare module '*.data' {
+  const path: string;
+  export default path;
+}

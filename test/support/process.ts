@@ -51,7 +51,12 @@ async function collect(stream: ReadableStream<Uint8Array>, onText: (text: string
 
 /** Starts `bun <args>` in the project root with exactly `env` (see `childEnv`). */
 export function spawnBun(args: string[], env: Record<string, string>): Spawned {
-  const proc = Bun.spawn([process.execPath, ...args], {
+  return spawnProcess([process.execPath, ...args], env);
+}
+
+/** Starts any command (a compiled binary, `curl`...) in the project root with exactly `env`. */
+export function spawnProcess(argv: string[], env: Record<string, string>): Spawned {
+  const proc = Bun.spawn(argv, {
     cwd: PROJECT_ROOT,
     env,
     stdin: 'pipe',
@@ -169,11 +174,14 @@ const randomPort = () => 20_000 + Math.floor(Math.random() * 20_000);
  * Starts `bun src/main.ts` on a random port in 20000-40000 and waits for its `listening` log
  * line; a start that fails because the port is taken is retried on another port.
  */
-export async function startServer(env: Record<string, string>, { timeoutMs = 60_000, attempts = 5 } = {}): Promise<RunningServer> {
+export async function startServer(
+  env: Record<string, string>,
+  { timeoutMs = 60_000, attempts = 5, command = [process.execPath, 'src/main.ts'] }: { timeoutMs?: number; attempts?: number; command?: string[] } = {},
+): Promise<RunningServer> {
   let lastError: unknown;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const port = randomPort();
-    const child = spawnBun(['src/main.ts'], { ...env, PORT: String(port) });
+    const child = spawnProcess(command, { ...env, PORT: String(port) });
     try {
       const line = await child.waitForLine((l) => parseJson(l)?.msg === 'listening', timeoutMs);
       const listening = parseJson(line)!;

@@ -1,0 +1,10 @@
+// PGlite loads these files from next to its own module (`new URL('./pglite.wasm', import.meta.url)`).
+// Importing them makes `bun build --compile` embed them; built with `--asset-naming='[name].[ext]'`
+// (the `build:binary` script) they land exactly where PGlite looks, in the binary's root. From
+// source the imports are plain paths and PGlite reads its own copies. The package's `exports` do
+// not list these files, hence the relative paths.
+import pgliteWasm from '../../node_modules/@electric-sql/pglite/dist/pglite.wasm' with { type: 'file' };
+import initdbWasm from '../../node_modules/@electric-sql/pglite/dist/initdb.wasm' with { type: 'file' };
+import pgliteData from '../../node_modules/@electric-sql/pglite/dist/pglite.data' with { type: 'file' };
+
+export const PGLITE_FILES = [pgliteWasm, initdbWasm, pgliteData];
