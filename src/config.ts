@@ -1,5 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { canonicalOrigin } from './http/origins.ts';
+// Imported, not read from disk, so a compiled binary carries it.
+import { version as packageVersion } from '../package.json';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -11,6 +14,12 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
+  /** Longest wait to open a PostgreSQL connection or to get one from the full pool. */
+  databaseConnectTimeoutSeconds: number;
+  /** Longest statement: the server cancels it, and the client gives up one second later. */
+  databaseStatementTimeoutSeconds: number;
+  /** Longest pause between two attempts to reach and migrate a database that was down at start. */
+  databaseRetryMaxSeconds: number;
   migrateOnStart: boolean;
   jwtSecret: string;
   jwtIssuer: string;
@@ -25,8 +34,55 @@ export interface Config {
   /** Deletes chats older than their organization's `settings.retentionDays` in the background. */
   retentionEnabled: boolean;
   retentionIntervalSeconds: number;
+  /** After SIGTERM/SIGINT, in-flight work gets this long before the process exits anyway. */
+  shutdownTimeoutSeconds: number;
+  /** Group commit of single messages and new chats: see src/modules/ingestion/group-commit.ts. */
+  ingestGroup: { maxBatch: number; maxWaitMs: number; maxInFlight: number };
+  /** How long an API key lookup is reused; a revocation on another instance takes effect within it. */
+  apiKeyCacheSeconds: number;
+  /** With a token, `GET /metrics` is served on the main port to `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
+  /** A second listener for `/metrics` only, without credentials; bind it to a private interface. */
+  metricsPort: number | undefined;
+  metricsHost: string;
+  /** OTLP/HTTP collector base URL; traces are exported only when set. */
+  otlpEndpoint: string | undefined;
+  /** Verify-only secrets: tokens signed with an earlier JWT_SECRET stay valid until they expire. */
+  jwtPreviousSecrets: string[];
+  /** Rate-limit counters are shared through Redis when a URL is set, else kept in this process. */
+  redis: { url: string | undefined; keyPrefix: string };
+  /** How many proxies in front append to X-Forwarded-For; 0 trusts no forwarded header. */
+  trustProxy: number;
+  /** Exact origins (canonical form) allowed to call the dashboard API from a browser. */
+  trustedOrigins: string[];
+  /** Per minute; 0 turns a limit off. Login failures lock an email for `lockSeconds`, doubling. */
+  rateLimits: {
+    ingestPerMinute: number;
+    loginPerMinute: number;
+    loginMaxFailures: number;
+    loginFailureWindowSeconds: number;
+    loginLockSeconds: number;
+  };
+  exportMaxConcurrentPerOrg: number;
+  /** Request line and headers; larger requests get a 431 (Bun itself refuses above 16 KiB). */
+  maxHeaderBytes: number;
   version: { version: string; buildTime: string; gitCommit: string };
 }
+
+/** Every environment variable `loadConfig` reads; test/deploy.test.ts holds the image and compose file to it. */
+export const CONFIG_VARIABLES = [
+  'NODE_ENV', 'PORT', 'HOST', 'DATABASE_URL', 'DATA_DIR', 'DATABASE_POOL_SIZE', 'MIGRATE_ON_START',
+  'DATABASE_CONNECT_TIMEOUT_SECONDS', 'DATABASE_STATEMENT_TIMEOUT_SECONDS', 'DATABASE_RETRY_MAX_SECONDS', 'SHUTDOWN_TIMEOUT_SECONDS',
+  'JWT_SECRET', 'JWT_ISSUER', 'JWT_AUDIENCE', 'SESSION_TTL_SECONDS', 'COOKIE_SECURE', 'ADMIN_EMAIL',
+  'ADMIN_PASSWORD', 'LOG_LEVEL', 'MAX_BODY_BYTES', 'RETENTION_ENABLED', 'RETENTION_INTERVAL_SECONDS',
+  'METRICS_TOKEN', 'METRICS_PORT', 'METRICS_HOST', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'VERSION', 'BUILD_TIME',
+  'GIT_COMMIT', 'JWT_PREVIOUS_SECRETS', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'TRUST_PROXY', 'TRUSTED_ORIGINS',
+  'INGEST_RATE_LIMIT_PER_MINUTE', 'LOGIN_RATE_LIMIT_PER_MINUTE', 'LOGIN_MAX_FAILURES', 'LOGIN_FAILURE_WINDOW_SECONDS',
+  'LOGIN_LOCK_SECONDS', 'EXPORT_MAX_CONCURRENT_PER_ORG', 'MAX_HEADER_BYTES',
+  'INGEST_GROUP_MAX_BATCH', 'INGEST_GROUP_WAIT_MS', 'INGEST_GROUP_CONCURRENCY', 'API_KEY_CACHE_SECONDS',
+] as const;
+/** A variable must be listed above to be read: the compiler holds the list complete. */
+export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -42,11 +98,11 @@ type Env = Record<string, string | undefined>;
  */
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
-  const str = (name: string) => {
+  const str = (name: ConfigVariable) => {
     const v = env[name]?.trim();
     return v === '' ? undefined : v;
   };
-  const int = (name: string, fallback: number, min: number, max: number) => {
+  const int = (name: ConfigVariable, fallback: number, min: number, max: number) => {
     const raw = str(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);
@@ -56,7 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return n;
   };
-  const bool = (name: string, fallback: boolean) => {
+  const bool = (name: ConfigVariable, fallback: boolean) => {
     const raw = str(name)?.toLowerCase();
     if (raw === undefined) return fallback;
     if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
@@ -64,7 +120,7 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`${name} must be true or false (got "${raw}")`);
     return fallback;
   };
-  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+  const oneOf = <T extends string>(name: ConfigVariable, allowed: readonly T[], fallback: T): T => {
     const raw = str(name)?.toLowerCase();
     if (raw === undefined) return fallback;
     if ((allowed as readonly string[]).includes(raw)) return raw as T;
@@ -99,6 +155,31 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('JWT_SECRET is required when NODE_ENV=production');
   }
 
+  const metricsToken = str('METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    problems.push('METRICS_TOKEN must be at least 16 characters');
+  }
+  const otlpEndpoint = str('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otlpEndpoint !== undefined && !/^https?:\/\/[^/]/.test(otlpEndpoint)) {
+    problems.push('OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL');
+  }
+  const list = (name: ConfigVariable) => (str(name) ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+  const jwtPreviousSecrets = list('JWT_PREVIOUS_SECRETS');
+  if (jwtPreviousSecrets.some((secret) => secret.length < 32)) {
+    problems.push('JWT_PREVIOUS_SECRETS must be a comma-separated list of secrets of at least 32 characters');
+  }
+  const redisUrl = str('REDIS_URL');
+  if (redisUrl !== undefined && !/^(redis|rediss|valkey|valkeys):\/\/[^/]/.test(redisUrl)) {
+    problems.push('REDIS_URL must start with redis:// or rediss://');
+  }
+  const trustedOrigins = list('TRUSTED_ORIGINS').map((origin) => {
+    const canonical = canonicalOrigin(origin);
+    if (!canonical) problems.push(`TRUSTED_ORIGINS must list exact origins such as https://app.example.com (got "${origin}")`);
+    return canonical ?? origin;
+  });
+  const trustProxyRaw = str('TRUST_PROXY')?.toLowerCase();
+  const trustProxy = trustProxyRaw === 'true' ? 1 : trustProxyRaw === 'false' ? 0 : int('TRUST_PROXY', 0, 0, 10);
+
   const config: Config = {
     env: nodeEnv,
     port: int('PORT', 8080, 0, 65535),
@@ -106,6 +187,9 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     dataDir,
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 200),
+    databaseConnectTimeoutSeconds: int('DATABASE_CONNECT_TIMEOUT_SECONDS', 5, 1, 300),
+    databaseStatementTimeoutSeconds: int('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600),
+    databaseRetryMaxSeconds: int('DATABASE_RETRY_MAX_SECONDS', 30, 1, 600),
     migrateOnStart: bool('MIGRATE_ON_START', true),
     jwtSecret: '',
     jwtIssuer: str('JWT_ISSUER') ?? 'chatlogger',
@@ -119,6 +203,31 @@ export function loadConfig(env: Env = process.env): Config {
     retentionEnabled: bool('RETENTION_ENABLED', true),
     // At most a week: longer timers overflow setTimeout's 32-bit milliseconds anyway.
     retentionIntervalSeconds: int('RETENTION_INTERVAL_SECONDS', 3600, 10, 7 * 24 * 3600),
+    shutdownTimeoutSeconds: int('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+    ingestGroup: {
+      maxBatch: int('INGEST_GROUP_MAX_BATCH', 500, 1, 10_000),
+      maxWaitMs: int('INGEST_GROUP_WAIT_MS', 0, 0, 1000),
+      maxInFlight: int('INGEST_GROUP_CONCURRENCY', 4, 1, 64),
+    },
+    apiKeyCacheSeconds: int('API_KEY_CACHE_SECONDS', 5, 0, 300),
+    metricsToken,
+    metricsPort: str('METRICS_PORT') === undefined ? undefined : int('METRICS_PORT', 0, 0, 65535),
+    metricsHost: str('METRICS_HOST') ?? '127.0.0.1',
+    otlpEndpoint,
+    jwtPreviousSecrets,
+    redis: { url: redisUrl, keyPrefix: str('REDIS_KEY_PREFIX') ?? 'chatlogger:' },
+    trustProxy,
+    trustedOrigins,
+    rateLimits: {
+      ingestPerMinute: int('INGEST_RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
+      loginPerMinute: int('LOGIN_RATE_LIMIT_PER_MINUTE', 30, 0, 100_000),
+      loginMaxFailures: int('LOGIN_MAX_FAILURES', 5, 0, 1000),
+      loginFailureWindowSeconds: int('LOGIN_FAILURE_WINDOW_SECONDS', 900, 1, 86_400),
+      loginLockSeconds: int('LOGIN_LOCK_SECONDS', 60, 1, 86_400),
+    },
+    exportMaxConcurrentPerOrg: int('EXPORT_MAX_CONCURRENT_PER_ORG', 2, 1, 1000),
+    // Below Bun's own 16 KiB, which it answers with a bare 431 before the app sees the request.
+    maxHeaderBytes: int('MAX_HEADER_BYTES', 12 * 1024, 1024, 15 * 1024),
     version: readVersion(env),
   };
   if (problems.length) throw new ConfigError(problems);
@@ -146,9 +255,8 @@ function persistedSecret(dataDir: string): string {
 
 /** Build metadata is injected by the image build (VERSION, BUILD_TIME, GIT_COMMIT) or read at start. */
 function readVersion(env: Env): Config['version'] {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return {
-    version: env.VERSION?.trim() || pkg.version,
+    version: env.VERSION?.trim() || packageVersion,
     buildTime: env.BUILD_TIME?.trim() || new Date().toISOString(),
     gitCommit: env.GIT_COMMIT?.trim() || gitCommit() || 'unknown',
   };

@@ -1,11 +1,13 @@
 import { loadConfig, ConfigError } from './config.ts';
 import { createLogger } from './logger.ts';
-import { openDatabase } from './db/orm.ts';
-import { ensureAdmin } from './db/bootstrap.ts';
+import { startDatabase } from './db/connect.ts';
 import { createApp } from './app.ts';
+import { rememberPeer } from './http/client-ip.ts';
+import { ingestWriters } from './modules/ingestion/writers.ts';
 import { startRetention } from './modules/lifecycle/retention.ts';
-
-const SHUTDOWN_GRACE_MS = 10_000;
+import { observeDatabase, observeIngestQueue } from './observability/metrics.ts';
+import { startMetricsServer } from './observability/metrics-http.ts';
+import { startTracing } from './observability/tracing.ts';
 
 /** Set as the process comes up, so a signal during start-up also stops it cleanly. */
 let stop: (signal: string) => Promise<void> = async () => process.exit(0);
@@ -25,50 +27,70 @@ async function main() {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const db = await openDatabase(config);
+  // Migrated and bootstrapped here, or, when PostgreSQL is unreachable, in the background
+  // while the server already answers (503 until the database is ready).
+  const database = await startDatabase(config, log);
+  const { db } = database;
   stop = async () => {
+    database.stop();
     await db.close();
     process.exit(0);
   };
-  log.info({ database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database opened');
 
-  if (config.migrateOnStart) {
-    const applied = await db.migrate();
-    if (applied.length) log.info({ applied }, 'migrations applied');
-  }
-  if (config.adminEmail && config.adminPassword) {
-    const outcome = await ensureAdmin(db.fork(), config.adminEmail, config.adminPassword);
-    log.info({ email: config.adminEmail, outcome }, 'bootstrap superadmin');
-  }
-
-  const app = createApp({ config, db, log });
+  const writers = ingestWriters(db, config.ingestGroup);
+  observeIngestQueue(() => writers.messages.pending + writers.chats.pending);
+  const tracing = config.otlpEndpoint ? await startTracing({ endpoint: config.otlpEndpoint, serviceVersion: config.version.version }) : undefined;
+  if (tracing) log.info({ endpoint: config.otlpEndpoint }, 'tracing exported over OTLP/HTTP');
+  const app = createApp({ config, db, log, writers, tracing });
   const server = Bun.serve({
     port: config.port,
     hostname: config.host,
     // Bun's own limit answers with a bare 413; keep it far above the app's, which reads bodies
     // as streams and answers 413 as problem+json without buffering an oversized body.
     maxRequestBodySize: 1024 * 1024 * 1024,
-    fetch: (request) => app.handle(request),
+    fetch: (request, server) => {
+      rememberPeer(request, server.requestIP(request)?.address);
+      return app.handle(request);
+    },
   });
   log.info(
     { url: `http://${server.hostname}:${server.port}`, startMs: Math.round(performance.now() - startedAt), version: config.version.version },
     'listening',
   );
 
-  // After the migrations: the purge needs the tables. Stopped before the pool closes.
-  const retention = config.retentionEnabled ? startRetention(db, { intervalSeconds: config.retentionIntervalSeconds, log }) : undefined;
+  const metricsServer = config.metricsPort === undefined ? undefined : startMetricsServer({ ...config, metricsPort: config.metricsPort });
+  if (metricsServer) log.info({ url: `http://${metricsServer.hostname}:${metricsServer.port}/metrics` }, 'metrics listening');
 
   let stopping = false;
+  // After the migrations: the purge needs the tables. Stopped before the pool closes.
+  let retention: ReturnType<typeof startRetention> | undefined;
+  void database.ready
+    .then(async () => {
+      // Reaching the pool connects: not before the database is there.
+      await observeDatabase(db);
+      if (config.retentionEnabled && !stopping) retention = startRetention(db, { intervalSeconds: config.retentionIntervalSeconds, log });
+    })
+    .catch((error: unknown) => log.error({ err: error }, 'starting the background tasks failed'));
+
+  // The shutdown sequence, one step after the other.
+  const shutdownSteps: (() => Promise<unknown>)[] = [
+    // Stop accepting and let the requests in flight finish; stop the background work.
+    () => Promise.all([server.stop(false), metricsServer?.stop(true), retention?.stop(), database.stop()]),
+    // Requests still waiting for their group are answered before the pool closes.
+    () => writers.drain(),
+    // The spans of the last requests, before the process ends.
+    async () => tracing?.shutdown(),
+    () => db.close(),
+  ];
   stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
-      log.error('shutdown took too long; exiting');
+      log.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown took too long; exiting');
       process.exit(1);
-    }, SHUTDOWN_GRACE_MS);
-    await Promise.all([server.stop(false), retention?.stop()]);
-    await db.close();
+    }, config.shutdownTimeoutSeconds * 1000);
+    for (const step of shutdownSteps) await step();
     clearTimeout(timer);
     log.info('stopped');
     process.exit(0);

@@ -40,6 +40,7 @@ const EXPECTED: Record<string, Row> = {
   getHealth:             [ 200,  200,  200,  200,  200,  200,  200,  200,  200,  200,  200 ],
   getReady:              [ 200,  200,  200,  200,  200,  200,  200,  200,  200,  200,  200 ],
   getVersion:            [ 200,  200,  200,  200,  200,  200,  200,  200,  200,  200,  200 ],
+  getMetrics:            [ 401,  401,  401,  401,  401,  401,  401,  401,  401,  401,  401 ],
   createChat:            [ 401,  401,  401,  401,  401,  401,  401,  401,  201,  401,  201 ],
   createMessage:         [ 401,  401,  401,  401,  401,  401,  401,  401,  201,  401,  404 ],
   createMessageBatch:    [ 401,  401,  401,  401,  401,  401,  401,  401,  201,  401,  404 ],
@@ -89,7 +90,8 @@ let chatA: string;
 let exportA: string;
 
 beforeAll(async () => {
-  t = await createTestApp();
+  // With METRICS_TOKEN, so /metrics exists: no session or API key may open it.
+  t = await createTestApp({ METRICS_TOKEN: 'matrix-metrics-token-0123456789' });
   [A, B, rootToken] = await Promise.all([createTenant(t), createTenant(t), superadminToken(t)]);
   [viewer, member, viewerB, loginUser] = await Promise.all([
     addUser(t, A, 'viewer'),

@@ -54,6 +54,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics, for a scraper holding METRICS_TOKEN.
+         * @description Served on the main port only when `METRICS_TOKEN` is set, to `Authorization: Bearer
+         *     <METRICS_TOKEN>`; no session or API key opens it. Without `METRICS_TOKEN` this route is a
+         *     404 here, and the metrics are served without credentials only on `METRICS_PORT` (bound to
+         *     `METRICS_HOST`, by default 127.0.0.1).
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/orgs/{slug}/chats": {
         parameters: {
             query?: never;
@@ -837,6 +860,8 @@ export interface components {
         OrganizationSettings: {
             /** @description Chats whose last activity is older are deleted. `null` keeps them forever. */
             retentionDays: number | null;
+            /** @description Ingestion requests allowed per minute for each API key; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`. */
+            ingestRateLimitPerMinute: number | null;
         };
         OrganizationList: {
             items: components["schemas"]["Organization"][];
@@ -846,6 +871,8 @@ export interface components {
             name?: string;
             settings?: {
                 retentionDays?: number | null;
+                /** @description Superadmin only. `null` returns to the server's default. */
+                ingestRateLimitPerMinute?: number | null;
             };
             /** @description Superadmin only. */
             active?: boolean;
@@ -1073,6 +1100,8 @@ export interface components {
             expiresAt: string | null;
             /** Format: date-time */
             revokedAt: string | null;
+            /** @description The browser origins the key accepts (canonical form). Empty accepts any origin. */
+            allowedOrigins: string[];
         };
         ApiKeyWithSecret: components["schemas"]["ApiKey"] & {
             /** @description The raw key. Shown once; only a hash is stored. */
@@ -1089,6 +1118,13 @@ export interface components {
              * @description When the key stops working. Must be in the future. Never, when absent.
              */
             expiresAt?: string | null;
+            /**
+             * @description Exact browser origins (`https://shop.example.com`, `http://localhost:3000`: scheme, host
+             *     and port, no path, no wildcard) allowed to call the ingestion API with this key. A
+             *     browser request with another `Origin` is refused with 403. Empty or absent: any origin.
+             *     Requests without an `Origin` header (servers, scripts) are never refused.
+             */
+            allowedOrigins?: string[];
         };
     };
     responses: {
@@ -1110,7 +1146,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The caller's role does not allow this. */
+        /**
+         * @description The caller's role does not allow this; or a cookie-authenticated change came from another
+         *     site (CSRF); or, on ingestion routes, the API key does not accept the request's `Origin`.
+         */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -1173,6 +1212,22 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description A rate limit, a login lock or the concurrent downloads limit was reached. `Retry-After`
+         *     says when to try again.
+         */
+        TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description Page size. */
@@ -1198,7 +1253,16 @@ export interface components {
         ChatId: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description Seconds to wait before retrying. */
+        RetryAfter: number;
+        /** @description Requests allowed in the current window (sent by rate-limited operations, on every answer). */
+        RateLimitLimit: number;
+        /** @description Requests left in the current window. */
+        RateLimitRemaining: number;
+        /** @description Seconds until the current window ends. */
+        RateLimitReset: number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1264,6 +1328,28 @@ export interface operations {
             };
         };
     };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Prometheus text exposition format. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     createChat: {
         parameters: {
             query?: never;
@@ -1300,9 +1386,11 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     createMessage: {
@@ -1342,11 +1430,13 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     createMessageBatch: {
@@ -1386,11 +1476,13 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     login: {
@@ -1419,9 +1511,11 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     logout: {
@@ -1440,6 +1534,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            403: components["responses"]["Forbidden"];
         };
     };
     getMe: {
@@ -1487,6 +1582,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
@@ -2163,6 +2259,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     eraseEndUser: {
@@ -2227,6 +2324,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     listApiKeys: {
