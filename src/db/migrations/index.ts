@@ -1,6 +1,9 @@
 import { Migration20261124000000_initial } from './Migration20261124000000_initial.ts';
 import { Migration20261124100000_dashboard_reads } from './Migration20261124100000_dashboard_reads.ts';
 import { Migration20261124200000_snapshots_and_lifecycle } from './Migration20261124200000_snapshots_and_lifecycle.ts';
+import { Migration20261124300000_analytics_rollups } from './Migration20261124300000_analytics_rollups.ts';
+import { Migration20261124400000_api_key_origins } from './Migration20261124400000_api_key_origins.ts';
+import { Migration20261124500000_drop_retention_index } from './Migration20261124500000_drop_retention_index.ts';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the file system) so the
@@ -10,4 +13,7 @@ export const migrations = [
   { name: 'Migration20261124000000_initial', class: Migration20261124000000_initial },
   { name: 'Migration20261124100000_dashboard_reads', class: Migration20261124100000_dashboard_reads },
   { name: 'Migration20261124200000_snapshots_and_lifecycle', class: Migration20261124200000_snapshots_and_lifecycle },
+  { name: 'Migration20261124300000_analytics_rollups', class: Migration20261124300000_analytics_rollups },
+  { name: 'Migration20261124400000_api_key_origins', class: Migration20261124400000_api_key_origins },
+  { name: 'Migration20261124500000_drop_retention_index', class: Migration20261124500000_drop_retention_index },
 ];

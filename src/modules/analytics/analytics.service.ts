@@ -1,333 +1,274 @@
 import type { Em } from '../../db/orm.ts';
 import type { components, operations } from '../../generated/openapi.ts';
-import { validationFailed, type FieldError } from '../../http/problem.ts';
+import { validationFailed } from '../../http/problem.ts';
+import { ISO, type Range } from './analytics.range.ts';
+import { dayCountsSql, latencySql, slotFiguresSql } from './analytics.rollups.ts';
+
+export { resolveRange, type Range } from './analytics.range.ts';
 
 type Summary = components['schemas']['AnalyticsSummary'];
 type Timeseries = components['schemas']['AnalyticsTimeseries'];
-export type RangeQuery = NonNullable<operations['getAnalyticsSummary']['parameters']['query']>;
 export type TimeseriesQuery = operations['getAnalyticsTimeseries']['parameters']['query'];
 export type Metric = TimeseriesQuery['metric'];
 export type Interval = NonNullable<TimeseriesQuery['interval']>;
 
-export const MAX_RANGE_DAYS = 366;
 export const MAX_BUCKETS = 2000;
-export const DEFAULT_RANGE_DAYS = 30;
-
-/** A resolved range `[from, to)`: RFC 3339 UTC strings with microseconds, as PostgreSQL computed them. */
-export interface Range {
-  from: string;
-  to: string;
-  tz: string;
-}
-
-// ---- range -----------------------------------------------------------------------------------
-
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
-// IANA names: letters, digits, `_`, `-`, `+` in `/`-separated parts. This rules out POSIX strings
-// such as `+05:30` or `UTC+3`, which PostgreSQL would accept with the sign inverted.
-const ZONE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
-
-function isCalendarDate(year: number, month: number, day: number): boolean {
-  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
-  const date = new Date(Date.UTC(2000, month - 1, day));
-  date.setUTCFullYear(year);
-  return date.getUTCDate() === day && date.getUTCMonth() === month - 1;
-}
-
-type Bound = { kind: 'date' | 'datetime'; value: string } | { kind: 'default'; value: null };
-
-function parseBound(value: string | undefined, pointer: string, errors: FieldError[]): Bound {
-  if (value === undefined) return { kind: 'default', value: null };
-  const date = DATE.exec(value);
-  if (date) {
-    const [year, month, day] = date.slice(1, 4).map(Number) as [number, number, number];
-    if (isCalendarDate(year, month, day)) return { kind: 'date', value };
-  }
-  const dateTime = DATE_TIME.exec(value);
-  if (dateTime) {
-    const [year, month, day, hour, minute, second] = dateTime.slice(1, 7).map(Number) as number[] as [number, number, number, number, number, number];
-    const offsetOk = dateTime[7] === undefined || (Number(dateTime[7]) <= 15 && Number(dateTime[8]) <= 59);
-    if (isCalendarDate(year, month, day) && hour <= 23 && minute <= 59 && second <= 59 && offsetOk) return { kind: 'datetime', value };
-  }
-  errors.push({ pointer, message: 'must be a date (YYYY-MM-DD) or an RFC 3339 date-time' });
-  return { kind: 'default', value: null };
-}
-
-/** Whether `tz` is an IANA time zone that both JavaScript and PostgreSQL know (PostgreSQL is asked in resolveRange). */
-function isTimeZoneName(tz: string): boolean {
-  if (!ZONE.test(tz)) return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const ISO = (expression: string) => `to_char(${expression} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
-// Parameters: tz, to kind, to value, from kind, from value. Dates are days in tz (`to` included
-// whole); a missing `to` is the end of today in tz, a missing `from` 30 days before `to`'s day.
-const RANGE_SQL = `
-with p as (select ?::text as tz, ?::text as to_kind, ?::text as to_value, ?::text as from_kind, ?::text as from_value),
-t as (
-  select p.*, case to_kind
-           when 'date' then (to_value::date + 1)::timestamp at time zone tz
-           when 'datetime' then to_value::timestamptz
-           else ((now() at time zone tz)::date + 1)::timestamp at time zone tz
-         end as to_ts
-    from p
-),
-f as (
-  select t.*, case from_kind
-           when 'date' then from_value::date::timestamp at time zone tz
-           when 'datetime' then from_value::timestamptz
-           else (((to_ts - interval '1 microsecond') at time zone tz)::date - ${DEFAULT_RANGE_DAYS - 1})::timestamp at time zone tz
-         end as from_ts
-    from t
-)
-select ${ISO('from_ts')} as from_ts, ${ISO('to_ts')} as to_ts,
-       from_ts < to_ts as ordered,
-       (to_ts at time zone tz) <= (from_ts at time zone tz) + interval '${MAX_RANGE_DAYS} days' as short_enough
-  from f`;
 
 /**
- * Validates and resolves `from`, `to` and `tz` to instants. PostgreSQL does the calendar work,
- * so a day in tz is exactly what the bucketing queries call a day (23 or 25 hours across DST).
+ * One analytics statement, with JIT compilation off: the planner cannot know how few rows each
+ * piece of a range reads, so its estimates pass the JIT threshold, and compiling would take
+ * longer (seconds) than running the statement (milliseconds).
  */
-export async function resolveRange(em: Em, query: { from?: string; to?: string; tz?: string }): Promise<Range> {
-  const errors: FieldError[] = [];
-  const tz = query.tz ?? 'UTC';
-  const from = parseBound(query.from, '/query/from', errors);
-  const to = parseBound(query.to, '/query/to', errors);
-  if (!isTimeZoneName(tz)) errors.push({ pointer: '/query/tz', message: 'must be an IANA time zone, e.g. Europe/Amsterdam' });
-  if (errors.length) throw validationFailed(errors);
-
-  let row: { from_ts: string; to_ts: string; ordered: boolean; short_enough: boolean } | undefined;
-  try {
-    [row] = await em.execute<(typeof row & object)[]>(RANGE_SQL, [tz, to.kind, to.value, from.kind, from.value]);
-  } catch (error) {
-    // 22023: a zone name JavaScript knows but PostgreSQL does not; 22008: a date out of range.
-    const message = error instanceof Error ? error.message : '';
-    if (/time zone/i.test(message)) throw validationFailed([{ pointer: '/query/tz', message: 'is not a time zone the database knows' }]);
-    if (/out of range/i.test(message)) throw validationFailed([{ pointer: query.to !== undefined ? '/query/to' : '/query/from', message: 'is out of range' }]);
-    throw error;
-  }
-  if (!row!.ordered) throw validationFailed([{ pointer: '/query/to', message: 'must be after from' }]);
-  if (!row!.short_enough) throw validationFailed([{ pointer: '/query/to', message: `must be at most ${MAX_RANGE_DAYS} days after from` }]);
-  return { from: row!.from_ts, to: row!.to_ts, tz };
+function query<T>(em: Em, sql: string, params: unknown[]): Promise<T[]> {
+  return em.transactional(async (tx) => {
+    await tx.execute('set local jit = off');
+    return tx.execute<T[]>(sql, params);
+  });
 }
-
-// ---- summary ---------------------------------------------------------------------------------
 
 const num = (value: unknown): number => (value == null ? 0 : Number(value));
 const numOrNull = (value: unknown): number | null => (value == null ? null : Number(value));
 
-// Every query names the organization and the range the same way, so the (organization_id,
-// created_at) indexes of messages and chats bound what they read.
-const MESSAGES_IN_RANGE = `m.organization_id = ? and m.created_at >= ?::timestamptz and m.created_at < ?::timestamptz`;
-const CHATS_IN_RANGE = `c.organization_id = ? and c.created_at >= ?::timestamptz and c.created_at < ?::timestamptz`;
+// Every query starts from `p`: the organization, the range and the zone, given once.
+const PARAMS = `p as (select ?::uuid as org, ?::timestamptz as lo, ?::timestamptz as hi, ?::text as tz)`;
+const paramsOf = (organizationId: string, range: Range) => [organizationId, range.from, range.to, range.tz];
+const CHATS_IN_RANGE = `c.organization_id = (select org from p) and c.created_at >= (select lo from p) and c.created_at < (select hi from p)`;
 
-const TOTALS_SQL = `
-select count(*)::int as messages,
-       count(*) filter (where m.role = 'system')::int as system,
-       count(*) filter (where m.role = 'user')::int as "user",
-       count(*) filter (where m.role = 'assistant')::int as assistant,
-       count(*) filter (where m.role = 'tool')::int as tool,
-       count(*) filter (where m.role = 'function')::int as function,
-       coalesce(sum(m.prompt_tokens), 0)::bigint as prompt_tokens,
-       coalesce(sum(m.completion_tokens), 0)::bigint as completion_tokens,
-       coalesce(sum(m.total_tokens), 0)::bigint as total_tokens,
-       coalesce(sum(m.cost_usd), 0)::float8 as cost_usd,
-       count(m.latency_ms) filter (where m.role = 'assistant')::int as latency_count,
-       (avg(m.latency_ms) filter (where m.role = 'assistant'))::float8 as latency_avg,
-       percentile_cont(0.5) within group (order by m.latency_ms) filter (where m.role = 'assistant') as latency_p50,
-       percentile_cont(0.95) within group (order by m.latency_ms) filter (where m.role = 'assistant') as latency_p95,
-       percentile_cont(0.99) within group (order by m.latency_ms) filter (where m.role = 'assistant') as latency_p99
-  from messages m
- where ${MESSAGES_IN_RANGE}`;
+// ---- summary ---------------------------------------------------------------------------------
 
-// "Chats without an assistant reply" looks at all their messages, whenever they were written.
-const CHATS_SQL = `
-select count(*)::int as chats,
-       count(distinct c.external_user_id)::int as end_users,
-       avg(c.message_count)::float8 as per_chat_avg,
-       percentile_cont(0.5) within group (order by c.message_count) as per_chat_p50,
-       percentile_cont(0.95) within group (order by c.message_count) as per_chat_p95,
-       count(*) filter (where not exists (
-         select 1 from messages r where r.organization_id = c.organization_id and r.chat_id = c.id and r.role = 'assistant'
-       ))::int as without_reply
-  from chats c
- where ${CHATS_IN_RANGE}`;
+const WHOLE_RANGE = `spans as (select 0 as key, lo, hi from p)`;
 
-// Parameters: tz, from, to (the days), then organization, from, to, tz twice (messages), then
-// organization, from, to, tz (chats).
-const DAILY_SQL = `
-with days as (
+// The days of the range in tz, each cut to the range: a day's messages come from its slots.
+const DAYS = `
+days as (
   select d::date as day
-    from generate_series((?::timestamptz at time zone ?)::date, ((?::timestamptz - interval '1 microsecond') at time zone ?)::date, interval '1 day') as d
+    from p, generate_series((p.lo at time zone p.tz)::date::timestamp, ((p.hi - interval '1 microsecond') at time zone p.tz)::date::timestamp, interval '1 day') as d
 ),
-m as (
-  select (m.created_at at time zone ?)::date as day, count(*) as messages, coalesce(sum(m.total_tokens), 0) as total_tokens
-    from messages m
-   where ${MESSAGES_IN_RANGE}
-   group by 1
-),
-c as (
-  select (c.created_at at time zone ?)::date as day, count(*) as chats
+spans as (
+  select days.day as key,
+         greatest(days.day::timestamp at time zone p.tz, p.lo) as lo,
+         least((days.day + 1)::timestamp at time zone p.tz, p.hi) as hi
+    from days, p
+)`;
+
+const FIGURES = `coalesce(messages, 0)::int as messages,
+       coalesce(system_messages, 0)::int as system,
+       coalesce(user_messages, 0)::int as "user",
+       coalesce(assistant_messages, 0)::int as assistant,
+       coalesce(tool_messages, 0)::int as tool,
+       coalesce(function_messages, 0)::int as function,
+       coalesce(prompt_tokens, 0)::bigint as prompt_tokens,
+       coalesce(completion_tokens, 0)::bigint as completion_tokens,
+       coalesce(total_tokens, 0)::bigint as total_tokens,
+       coalesce(cost_usd, 0)::float8 as cost_usd,
+       coalesce(latency_count, 0)::int as latency_count,
+       (latency_sum::numeric / nullif(latency_count, 0))::float8 as latency_avg`;
+
+// One row per day (the daily series) and one with a null date (the totals), from the same slots.
+const MESSAGES_SQL = `
+with ${PARAMS}, ${DAYS},
+${slotFiguresSql('spans')},
+totals as (
+  select sum(messages) as messages, sum(system_messages) as system_messages, sum(user_messages) as user_messages,
+         sum(assistant_messages) as assistant_messages, sum(tool_messages) as tool_messages, sum(function_messages) as function_messages,
+         sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens, sum(total_tokens) as total_tokens,
+         sum(cost_usd) as cost_usd, sum(latency_count) as latency_count, sum(latency_sum) as latency_sum
+    from figures
+)
+select to_char(d.day, 'YYYY-MM-DD') as date, ${FIGURES}
+  from days d
+  left join figures f on f.key = d.day
+union all
+select null, ${FIGURES} from totals
+ order by 1`;
+
+const LATENCY_SQL = `
+with ${PARAMS}, ${WHOLE_RANGE},
+${latencySql('spans')}
+select p50, p95, p99 from latency`;
+
+// Chats count in the range they were created in; both queries read chats_created_idx alone.
+// One pass groups the chats by day, message count and reply: the chats per day (rows with a
+// date) and, from the counts per message count, percentile_cont's own arithmetic (the values at
+// ranks floor and ceil of fraction * (n - 1), interpolated in float8) in the row without a date.
+const CHATS_SQL = `
+with ${PARAMS},
+groups as (
+  select (c.created_at at time zone (select tz from p))::date as day, c.message_count as v, c.has_assistant_reply as replied, count(*) as n
     from chats c
    where ${CHATS_IN_RANGE}
-   group by 1
+   group by 1, 2, 3
+),
+counts as (
+  select v, sum(n) as n, sum(sum(n)) over (order by v rows unbounded preceding) - sum(n) as below from groups group by v
+),
+totals as (
+  select sum(n) as chats, sum(v::numeric * n) / sum(n) as average, sum(n) filter (where not replied) as without_reply from groups
+),
+percentiles as (
+  select f.fraction, t.position, lo.v::float8 + (t.position - floor(t.position)) * (hi.v::float8 - lo.v::float8) as value
+    from totals, unnest(array[0.5, 0.95]::float8[]) as f(fraction)
+    cross join lateral (select f.fraction * (totals.chats - 1)::float8 as position) t
+    join counts lo on floor(t.position) >= lo.below and floor(t.position) < lo.below + lo.n
+    join counts hi on ceil(t.position) >= hi.below and ceil(t.position) < hi.below + hi.n
 )
-select to_char(days.day, 'YYYY-MM-DD') as date, coalesce(c.chats, 0)::int as chats,
-       coalesce(m.messages, 0)::int as messages, coalesce(m.total_tokens, 0)::bigint as total_tokens
-  from days left join m using (day) left join c using (day)
- order by days.day`;
+select to_char(day, 'YYYY-MM-DD') as date, sum(n)::int as chats, null::float8 as per_chat_avg, null::float8 as per_chat_p50,
+       null::float8 as per_chat_p95, null::int as without_reply
+  from groups
+ group by day
+union all
+select null, coalesce(chats, 0)::int, average::float8,
+       (select value from percentiles where fraction = 0.5), (select value from percentiles where fraction = 0.95),
+       coalesce(without_reply, 0)::int
+  from totals`;
 
-const TOP_MODELS_SQL = `
-select m.model, count(*)::int as messages
-  from messages m
- where ${MESSAGES_IN_RANGE} and m.model is not null
- group by m.model
- order by 2 desc, m.model collate "C"
- limit 10`;
+const END_USERS_SQL = `
+with ${PARAMS}
+select count(*)::int as end_users
+  from (select distinct c.external_user_id from chats c where ${CHATS_IN_RANGE} and c.external_user_id is not null) u`;
 
-// A message counts once for each tag of its chat: messages are counted per chat first (from the
-// index), and only then joined to their chats' tags.
-const TOP_TAGS_SQL = `
-with per_chat as (
-  select m.chat_id, count(*) as messages
-    from messages m
-   where ${MESSAGES_IN_RANGE}
-   group by m.chat_id
-)
-select t.tag, sum(p.messages)::int as messages
-  from per_chat p
-  join chats c on c.organization_id = ? and c.id = p.chat_id
-  cross join lateral unnest(c.tags) as t(tag)
- group by t.tag
- order by 2 desc, t.tag collate "C"
+const topSql = (what: 'model' | 'tag') => `
+with ${PARAMS}, ${WHOLE_RANGE},
+${dayCountsSql('spans', what)}
+select name, messages::int as messages
+  from counts
+ order by messages desc, name collate "C"
  limit 10`;
 
 export async function analyticsSummary(em: Em, organizationId: string, range: Range): Promise<Summary> {
-  const inRange = [organizationId, range.from, range.to];
+  const params = paramsOf(organizationId, range);
+  type Row = Record<string, unknown>;
   // Independent queries: on the server each takes its own pooled connection and they run at once.
-  const [[totals], [chats], daily, models, tags] = await Promise.all([
-    em.execute<Record<string, unknown>[]>(TOTALS_SQL, inRange),
-    em.execute<Record<string, unknown>[]>(CHATS_SQL, inRange),
-    em.execute<Record<string, unknown>[]>(DAILY_SQL, [range.from, range.tz, range.to, range.tz, range.tz, ...inRange, range.tz, ...inRange]),
-    em.execute<{ model: string; messages: unknown }[]>(TOP_MODELS_SQL, inRange),
-    em.execute<{ tag: string; messages: unknown }[]>(TOP_TAGS_SQL, [...inRange, organizationId]),
+  const [messages, chats, [users], [latency], models, tags] = await Promise.all([
+    query<Row>(em, MESSAGES_SQL, params),
+    query<Row>(em, CHATS_SQL, params),
+    query<Row>(em, END_USERS_SQL, params),
+    query<Row>(em, LATENCY_SQL, params),
+    query<{ name: string; messages: unknown }>(em, topSql('model'), params),
+    query<{ name: string; messages: unknown }>(em, topSql('tag'), params),
   ]);
-  const latencyCount = num(totals!.latency_count);
+  const totals = messages.find((row) => row.date === null)!;
+  const chatTotals = chats.find((row) => row.date === null)!;
+  const chatsPerDay = new Map(chats.filter((row) => row.date !== null).map((row) => [row.date, row.chats]));
+  const latencyCount = num(totals.latency_count);
   return {
     range,
     totals: {
-      chats: num(chats!.chats),
-      messages: num(totals!.messages),
+      chats: num(chatTotals.chats),
+      messages: num(totals.messages),
       messagesByRole: {
-        system: num(totals!.system),
-        user: num(totals!.user),
-        assistant: num(totals!.assistant),
-        tool: num(totals!.tool),
-        function: num(totals!.function),
+        system: num(totals.system),
+        user: num(totals.user),
+        assistant: num(totals.assistant),
+        tool: num(totals.tool),
+        function: num(totals.function),
       },
-      endUsers: num(chats!.end_users),
-      promptTokens: num(totals!.prompt_tokens),
-      completionTokens: num(totals!.completion_tokens),
-      totalTokens: num(totals!.total_tokens),
-      costUsd: num(totals!.cost_usd),
+      endUsers: num(users!.end_users),
+      promptTokens: num(totals.prompt_tokens),
+      completionTokens: num(totals.completion_tokens),
+      totalTokens: num(totals.total_tokens),
+      costUsd: num(totals.cost_usd),
     },
     latency: {
       count: latencyCount,
-      avg: latencyCount ? numOrNull(totals!.latency_avg) : null,
-      p50: latencyCount ? numOrNull(totals!.latency_p50) : null,
-      p95: latencyCount ? numOrNull(totals!.latency_p95) : null,
-      p99: latencyCount ? numOrNull(totals!.latency_p99) : null,
+      avg: latencyCount ? numOrNull(totals.latency_avg) : null,
+      p50: latencyCount ? numOrNull(latency?.p50) : null,
+      p95: latencyCount ? numOrNull(latency?.p95) : null,
+      p99: latencyCount ? numOrNull(latency?.p99) : null,
     },
     conversations: {
       messagesPerChat: {
-        avg: numOrNull(chats!.per_chat_avg),
-        p50: numOrNull(chats!.per_chat_p50),
-        p95: numOrNull(chats!.per_chat_p95),
+        avg: numOrNull(chatTotals.per_chat_avg),
+        p50: numOrNull(chatTotals.per_chat_p50),
+        p95: numOrNull(chatTotals.per_chat_p95),
       },
-      chatsWithoutAssistantReply: num(chats!.without_reply),
+      chatsWithoutAssistantReply: num(chatTotals.without_reply),
     },
-    daily: daily.map((row) => ({
-      date: String(row.date),
-      chats: num(row.chats),
-      messages: num(row.messages),
-      totalTokens: num(row.total_tokens),
-    })),
-    topTags: tags.map((row) => ({ tag: row.tag, messages: num(row.messages) })),
-    topModels: models.map((row) => ({ model: row.model, messages: num(row.messages) })),
+    daily: messages
+      .filter((row) => row.date !== null)
+      .map((row) => ({
+        date: String(row.date),
+        chats: num(chatsPerDay.get(row.date)),
+        messages: num(row.messages),
+        totalTokens: num(row.total_tokens),
+      })),
+    topTags: tags.map((row) => ({ tag: row.name, messages: num(row.messages) })),
+    topModels: models.map((row) => ({ model: row.name, messages: num(row.messages) })),
   };
 }
 
 // ---- timeseries ------------------------------------------------------------------------------
 
-interface MetricSql {
-  source: 'messages' | 'chats';
-  value: string;
-  /** The value of an empty bucket. */
-  empty: 0 | null;
-}
-
-const METRICS: Record<Metric, MetricSql> = {
-  chats: { source: 'chats', value: 'count(*)::float8', empty: 0 },
-  endUsers: { source: 'chats', value: 'count(distinct x.external_user_id)::float8', empty: 0 },
-  messages: { source: 'messages', value: 'count(*)::float8', empty: 0 },
-  promptTokens: { source: 'messages', value: 'coalesce(sum(x.prompt_tokens), 0)::float8', empty: 0 },
-  completionTokens: { source: 'messages', value: 'coalesce(sum(x.completion_tokens), 0)::float8', empty: 0 },
-  totalTokens: { source: 'messages', value: 'coalesce(sum(x.total_tokens), 0)::float8', empty: 0 },
-  costUsd: { source: 'messages', value: 'coalesce(sum(x.cost_usd), 0)::float8', empty: 0 },
-  latencyAvg: { source: 'messages', value: `(avg(x.latency_ms) filter (where x.role = 'assistant'))::float8`, empty: null },
-  latencyP50: { source: 'messages', value: `percentile_cont(0.5) within group (order by x.latency_ms) filter (where x.role = 'assistant')`, empty: null },
-  latencyP95: { source: 'messages', value: `percentile_cont(0.95) within group (order by x.latency_ms) filter (where x.role = 'assistant')`, empty: null },
-};
-
 /**
  * The buckets' starts as instants. Hours step in absolute time from the hour (in tz) holding
  * `from`, so the repeated hour of a DST fall-back is two buckets and the skipped one none; days and
  * weeks step on the calendar in tz (weeks from Monday) and become instants at their local midnight.
- * Parameters: unit, from, tz, to, tz, tz  (hour: from, tz, to).
  */
 function bucketsSql(interval: Interval): string {
   if (interval === 'hour') {
     return `select b as start
-              from generate_series(date_trunc('hour', ?::timestamptz, ?), ?::timestamptz - interval '1 microsecond', interval '1 hour') as b`;
+              from p, generate_series(date_trunc('hour', p.lo, p.tz), p.hi - interval '1 microsecond', interval '1 hour') as b`;
   }
-  return `select b at time zone ? as start
-            from generate_series(date_trunc('${interval}', ?::timestamptz at time zone ?),
-                                 (?::timestamptz - interval '1 microsecond') at time zone ?,
-                                 interval '1 ${interval}') as b`;
+  return `select b at time zone p.tz as start
+            from p, generate_series(date_trunc('${interval}', p.lo at time zone p.tz),
+                                    (p.hi - interval '1 microsecond') at time zone p.tz,
+                                    interval '1 ${interval}') as b`;
 }
-const bucketsParams = (interval: Interval, range: Range) =>
-  interval === 'hour' ? [range.from, range.tz, range.to] : [range.tz, range.from, range.tz, range.to, range.tz];
+
+/** Each bucket cut to the range: the span its value is computed over. */
+const bucketSpans = (interval: Interval) => `
+buckets as (${bucketsSql(interval)}),
+spans as (
+  select start as key,
+         greatest(start, (select lo from p)) as lo,
+         least(coalesce(lead(start) over (order by start), (select hi from p)), (select hi from p)) as hi
+    from buckets
+)`;
+
+type Source = 'chats' | 'slots' | 'latency';
+
+const METRICS: Record<Metric, { source: Source; value: string; empty: 0 | null }> = {
+  chats: { source: 'chats', value: 'count(*)::float8', empty: 0 },
+  endUsers: { source: 'chats', value: 'count(distinct c.external_user_id)::float8', empty: 0 },
+  messages: { source: 'slots', value: 'messages::float8', empty: 0 },
+  promptTokens: { source: 'slots', value: 'prompt_tokens::float8', empty: 0 },
+  completionTokens: { source: 'slots', value: 'completion_tokens::float8', empty: 0 },
+  totalTokens: { source: 'slots', value: 'total_tokens::float8', empty: 0 },
+  costUsd: { source: 'slots', value: 'cost_usd::float8', empty: 0 },
+  latencyAvg: { source: 'slots', value: '(latency_sum::numeric / nullif(latency_count, 0))::float8', empty: null },
+  latencyP50: { source: 'latency', value: 'p50', empty: null },
+  latencyP95: { source: 'latency', value: 'p95', empty: null },
+};
+
+/** `data(key, value)`: the metric per bucket start. */
+function dataSql(metric: Metric, interval: Interval): string {
+  const { source, value } = METRICS[metric];
+  if (source === 'slots') return `${slotFiguresSql('spans')}, data as (select key, ${value} as value from figures)`;
+  if (source === 'latency') return `${latencySql('spans')}, data as (select key, ${value} as value from latency)`;
+  // date_trunc with a zone truncates in tz and keeps the instant's own offset below a day, like
+  // the hour series; for days and weeks it maps local midnight back exactly as `at time zone` does.
+  return `data as (
+    select date_trunc('${interval}', c.created_at, (select tz from p)) as key, ${value} as value
+      from chats c
+     where ${CHATS_IN_RANGE}
+     group by 1
+  )`;
+}
 
 export async function analyticsTimeseries(em: Em, organizationId: string, range: Range, metric: Metric, interval: Interval): Promise<Timeseries> {
-  const buckets = bucketsSql(interval);
-  const [{ n } = { n: 0 }] = await em.execute<{ n: unknown }[]>(`select count(*)::int as n from (${buckets}) b`, bucketsParams(interval, range));
+  const params = paramsOf(organizationId, range);
+  const [{ n } = { n: 0 }] = await em.execute<{ n: unknown }[]>(`with ${PARAMS} select count(*)::int as n from (${bucketsSql(interval)}) b`, params);
   if (num(n) > MAX_BUCKETS) {
     throw validationFailed([{ pointer: '/query/interval', message: `gives ${num(n)} buckets over this range; at most ${MAX_BUCKETS}` }]);
   }
-  const { source, value } = METRICS[metric];
-  const where = source === 'messages' ? MESSAGES_IN_RANGE.replaceAll('m.', 'x.') : CHATS_IN_RANGE.replaceAll('c.', 'x.');
-  // date_trunc with a zone truncates in tz and keeps the instant's own offset below a day, like
-  // the hour series; for days and weeks it maps local midnight back exactly as `at time zone` does.
-  const rows = await em.execute<{ start: string; value: unknown }[]>(
-    `with buckets as (${buckets}),
-          data as (
-            select date_trunc('${interval}', x.created_at, ?) as start, ${value} as value
-              from ${source} x
-             where ${where}
-             group by 1
-          )
-     select ${ISO('b.start')} as start, d.value
-       from buckets b left join data d on d.start = b.start
-      order by b.start`,
-    [...bucketsParams(interval, range), range.tz, organizationId, range.from, range.to],
+  const rows = await query<{ start: string; value: unknown }>(
+    em,
+    `with ${PARAMS}, ${bucketSpans(interval)},
+     ${dataSql(metric, interval)}
+     select ${ISO('s.key')} as start, d.value
+       from spans s left join data d on d.key = s.key
+      order by s.key`,
+    params,
   );
   const empty = METRICS[metric].empty;
   return {
