@@ -3,7 +3,9 @@
  *   bun bench/ingest.ts
  * 1. Creates the database chatlogger_bench_ingest on the server of BENCH_DATABASE_URL (dropped
  *    first), migrates it, and makes an organization, an API key and 1,000 chats.
- * 2. Baseline: pgbench with 64 clients running the same single-row INSERT into messages.
+ * 2. Baseline: pgbench with 64 clients running the same single-row INSERT into messages (with
+ *    its foreign key and analytics triggers, as the server's inserts pay them); for reference,
+ *    the same INSERT into a copy of the table without them.
  * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
  *    /dev/null) on that database and drives each scenario with wrk for
  *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
@@ -114,14 +116,14 @@ async function countersMatch(db: Database, organizationId: string): Promise<bool
 
 // ---- pgbench baseline ------------------------------------------------------------------------
 
-function pgbench(organizationId: string, chats: string[]): { tps: number; latencyMs: number } {
+function pgbench(organizationId: string, chats: string[], table = 'messages'): { tps: number; latencyMs: number } {
   const values = chats.map((id) => `'${id}'`).join(',');
-  const script = join(work, 'insert.sql');
+  const script = join(work, `insert-${table}.sql`);
   // The chat is drawn from the same 1,000 chats the HTTP scenario uses.
   writeFileSync(
     script,
     `\\set c random(1, ${chats.length})
-insert into messages (organization_id, id, chat_id, role, content, created_at)
+insert into ${table} (organization_id, id, chat_id, role, content, created_at)
 values ('${organizationId}', gen_random_uuid(), (array[${values}]::uuid[])[:c], 'user', '${CONTENT}', now());
 `,
   );
@@ -302,18 +304,25 @@ async function main() {
   log(`pgbench: single-row INSERT, ${CONNECTIONS} clients, ${SECONDS} s`);
   const baseline = pgbench(otherOrganizationId, baselineChats);
   log(`pgbench: ${baseline.tps.toFixed(0)} tps, ${baseline.latencyMs} ms average`);
+  // For reference: the same INSERT into a copy of messages with its indexes but without its
+  // foreign key and analytics triggers, i.e. what the table's bookkeeping costs per row.
+  await db.fork().execute(`create table bench_plain_messages (like messages including all)`);
+  const plain = pgbench(otherOrganizationId, baselineChats, 'bench_plain_messages');
+  log(`pgbench without triggers and foreign key: ${plain.tps.toFixed(0)} tps`);
+  const baselineRow = (scenario: string, result: { tps: number; latencyMs: number }): Row => ({
+    scenario,
+    requestsPerSecond: result.tps,
+    messagesPerSecond: result.tps,
+    p50: `${result.latencyMs} ms avg`,
+    p99: '',
+    errors: 0,
+    peakRss: '',
+    ratio: `${(result.tps / baseline.tps).toFixed(2)}×`,
+    check: '',
+  });
   const rows: Row[] = [
-    {
-      scenario: `pgbench INSERT (${CONNECTIONS} clients)`,
-      requestsPerSecond: baseline.tps,
-      messagesPerSecond: baseline.tps,
-      p50: `${baseline.latencyMs} ms avg`,
-      p99: '',
-      errors: 0,
-      peakRss: '',
-      ratio: '1.00×',
-      check: '',
-    },
+    baselineRow(`pgbench INSERT into messages (${CONNECTIONS} clients)`, baseline),
+    baselineRow(`pgbench INSERT, same indexes, no triggers/FK`, plain),
   ];
 
   const server = await startServer({ DATABASE_URL: databaseUrl(DATABASE) });
