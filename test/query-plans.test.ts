@@ -87,9 +87,13 @@ describe('each list can be served by its index', () => {
     expect(await planOf(listChatsSql(orgId, filters({ sort: 'createdAt', order: 'asc' }), after, 50))).toEqual(startsAtCursor('chats_created_idx'));
   });
 
-  test('a tag filter: chats_tags_idx, for any and all', async () => {
-    expect(await planOf(listChatsSql(orgId, filters({ tags: 'tag3' }), undefined, 50))).toEqual(usesIndex('chats_tags_idx'));
-    expect(await planOf(listChatsSql(orgId, filters({ tags: 'tag3,tag4', tagMode: 'all' }), undefined, 50))).toEqual(usesIndex('chats_tags_idx'));
+  // chats_tags_idx covers every tenant's tags; when the database holds many other tenants (the
+  // whole suite's), the planner rightly prefers walking this tenant's activity index and filtering
+  // by tag. Either way an index bounds the read to what the page needs.
+  test('a tag filter: chats_tags_idx or the tenant-prefixed activity index, for any and all', async () => {
+    const tagOrActivity = expect.arrayContaining([expect.stringMatching(/Index.* on (chats_tags_idx: |chats_activity_idx: .*organization_id)/)]);
+    expect(await planOf(listChatsSql(orgId, filters({ tags: 'tag3' }), undefined, 50))).toEqual(tagOrActivity);
+    expect(await planOf(listChatsSql(orgId, filters({ tags: 'tag3,tag4', tagMode: 'all' }), undefined, 50))).toEqual(tagOrActivity);
   });
 
   test('a search: messages_content_search_idx', async () => {

@@ -21,8 +21,8 @@ export interface IngestWriters {
 
 /**
  * Runs a group's statement; if it fails for a reason other than the database being unavailable
- * (a row the database refuses, a deadlock), each item is written on its own, so one bad row
- * fails only its own request. When the database is unavailable, every request of the group gets
+ * (a row the database refuses, a deadlock), each item is written on its own, in order, so one bad
+ * row fails only its own request. When the database is unavailable, every request of the group gets
  * that error at once.
  */
 function isolating<In, Out>(db: Database, write: (em: Em, items: In[]) => Promise<Outcome<Out>[]>) {
@@ -31,14 +31,16 @@ function isolating<In, Out>(db: Database, write: (em: Em, items: In[]) => Promis
       return await write(db.fork(), items);
     } catch (error) {
       if (items.length === 1 || toHttpError(error).status === 503) throw error;
-      return Promise.all(
-        items.map((item) =>
-          write(db.fork(), [item]).then(
-            ([outcome]) => outcome!,
-            (itemError: unknown): Outcome<Out> => ({ ok: false, error: itemError }),
-          ),
-        ),
-      );
+      // One after the other, in arrival order: messages of one chat keep their order.
+      const outcomes: Outcome<Out>[] = [];
+      for (const item of items) {
+        try {
+          outcomes.push((await write(db.fork(), [item]))[0]!);
+        } catch (itemError) {
+          outcomes.push({ ok: false, error: itemError });
+        }
+      }
+      return outcomes;
     }
   };
 }
