@@ -4,7 +4,7 @@ import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
 import { isUuid } from '../../http/ids.ts';
 import { conflict, notFound } from '../../http/problem.ts';
 import type { Outcome } from '../ingestion/group-commit.ts';
-import { query } from '../../db/sql.ts';
+import { preparedQuery, query } from '../../db/sql.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 
@@ -86,7 +86,7 @@ export async function writeChats(em: Em, chats: ChatInsert[]): Promise<Outcome<C
     external_user_id: input.externalUserId ?? null,
     source: input.source ?? null,
   }));
-  const inserted = await query<Pick<ChatRow, 'organization_id' | 'id' | 'created_at' | 'updated_at'>>(em, CREATE_CHATS_SQL, [JSON.stringify(records)]);
+  const inserted = await preparedQuery<Pick<ChatRow, 'organization_id' | 'id' | 'created_at' | 'updated_at'>>(em, 'chatlogger_create_chats', CREATE_CHATS_SQL, [JSON.stringify(records)]);
   // A new chat is what was sent plus PostgreSQL's timestamps; no need to read it back.
   const key = (organizationId: string, id: string) => `${organizationId}/${id}`;
   const decided = new Map(inserted.map((row) => [key(row.organization_id, row.id), row]));

@@ -2,7 +2,7 @@ import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
 import { conflict, notFound, sqlStateOf, validationFailed, type FieldError } from '../../http/problem.ts';
 import type { Outcome } from '../ingestion/group-commit.ts';
-import { query } from '../../db/sql.ts';
+import { preparedQuery, query } from '../../db/sql.ts';
 import { isUuid } from '../../http/ids.ts';
 import { iso } from '../../http/time.ts';
 import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
@@ -127,7 +127,7 @@ export function prepareAppend(
  * - Messages without createdAt get the transaction time plus their position in microseconds,
  *   so a batch keeps its order even with client-chosen, unordered ids.
  */
-const APPEND_SQL = `
+export const APPEND_SQL = `
 with input as (
   select r.*, t.ord
     from jsonb_array_elements($1::jsonb) with ordinality as t(doc, ord),
@@ -176,7 +176,7 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export async function writeAppends(em: Em, appends: Append[]): Promise<Outcome<AppendResult>[]> {
   let inserted: Pick<MessageRow, 'organization_id' | 'id' | 'created_at' | 'cost_usd'>[];
   try {
-    inserted = await query(em, APPEND_SQL, [JSON.stringify(appends.flatMap((a) => a.records))]);
+    inserted = await preparedQuery(em, 'chatlogger_append_messages', APPEND_SQL, [JSON.stringify(appends.flatMap((a) => a.records))]);
   } catch (error) {
     // The chat was deleted between the lock and the insert.
     if (sqlStateOf(error) === FOREIGN_KEY_VIOLATION && appends.length === 1) throw notFound('chat');
