@@ -5,23 +5,29 @@
  *    first), migrates it, and makes an organization, an API key and 1,000 chats.
  * 2. Baseline: pgbench with 64 clients running the same single-row INSERT into messages (with
  *    its foreign key and analytics triggers, as the server's inserts pay them); for reference,
- *    the same INSERT into a copy of the table without them.
+ *    the same INSERT into a copy of the table without them, and the server's own append
+ *    statement with a batch of 100 messages (what PostgreSQL alone takes of the batch load).
  * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
  *    /dev/null) on that database and drives each scenario with wrk for
  *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
  *    chat creation; then the embedded database (PGlite) with single messages.
+ *    Every measured run (pgbench too) follows BENCH_WARMUP_SECONDS (default 3) of the same load,
+ *    not counted: JIT compilation, new connections and cold caches are start-up costs.
  * 4. After each scenario counts the rows: every 2xx must be stored; rows beyond the 2xx count
  *    can only be requests still in flight when wrk stopped (at most one per connection).
  * Prints a Markdown table. Needs wrk (installed with apt-get when missing) and pgbench.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminQuery, benchApp, benchTenants, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
+import { APPEND_SQL } from '../src/modules/messages/messages.service.ts';
 
 const DATABASE = 'chatlogger_bench_ingest';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** Load before each measured run, not counted: JIT compilation, new connections, cold caches. */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const BATCH_CONNECTIONS = Number(process.env.BENCH_BATCH_CONNECTIONS ?? 16);
 const BATCH_SIZE = 100;
@@ -49,8 +55,8 @@ interface Row {
 
 // ---- tools -----------------------------------------------------------------------------------
 
-function run(cmd: string[], env: Record<string, string> = {}): string {
-  const result = Bun.spawnSync(cmd, { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' });
+function run(cmd: string[], env: Record<string, string> = {}, cwd?: string): string {
+  const result = Bun.spawnSync(cmd, { env: { ...process.env, ...env }, cwd, stdout: 'pipe', stderr: 'pipe' });
   if (result.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed (${result.exitCode}): ${result.stderr.toString()}`);
   return result.stdout.toString();
 }
@@ -116,25 +122,71 @@ async function countersMatch(db: Database, organizationId: string): Promise<bool
 
 // ---- pgbench baseline ------------------------------------------------------------------------
 
-function pgbench(organizationId: string, chats: string[], table = 'messages'): { tps: number; latencyMs: number } {
-  const values = chats.map((id) => `'${id}'`).join(',');
-  const script = join(work, `insert-${table}.sql`);
-  // The chat is drawn from the same 1,000 chats the HTTP scenario uses.
-  writeFileSync(
-    script,
+interface PgbenchResult {
+  tps: number;
+  p50: number;
+  p99: number;
+}
+
+/** Latency percentiles (microseconds) from pgbench's per-transaction logs (`-l`). */
+function pgbenchPercentiles(prefix: string): { p50: number; p99: number } {
+  const latencies: number[] = [];
+  for (const file of readdirSync(work).filter((f) => f.startsWith(`${prefix}.`))) {
+    for (const line of readFileSync(join(work, file), 'utf8').split('\n')) {
+      const fields = line.split(' ');
+      const latency = Number(fields[2]);
+      if (fields.length > 2 && Number.isFinite(latency)) latencies.push(latency);
+    }
+    rmSync(join(work, file));
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** Runs a pgbench script: a warm-up, then SECONDS measured with per-transaction latencies. */
+function pgbench(name: string, sql: string, clients: number): PgbenchResult {
+  const script = join(work, `${name}.sql`);
+  writeFileSync(script, sql);
+  const url = new URL(databaseUrl(DATABASE));
+  const args = (seconds: number) => [
+    PGBENCH, '-n', '-M', 'prepared', '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script,
+    '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'),
+  ];
+  if (WARMUP_SECONDS > 0) run([...args(WARMUP_SECONDS), DATABASE]);
+  const out = run([...args(SECONDS), '-l', `--log-prefix=${join(work, name)}`, DATABASE], {}, work);
+  return { tps: Number(/tps = ([\d.]+)/.exec(out)?.[1]), ...pgbenchPercentiles(name) };
+}
+
+/** The chats of the baseline as an SQL array, drawn at random per transaction (`:c`). */
+const chatArray = (chats: string[]) => `(array[${chats.map((id) => `'${id}'`).join(',')}]::uuid[])`;
+
+/** pgbench: one single-row INSERT per transaction, into `table`, on the same 1,000 chats. */
+function pgbenchSingleRow(organizationId: string, chats: string[], table = 'messages'): PgbenchResult {
+  return pgbench(
+    `insert-${table}`,
     `\\set c random(1, ${chats.length})
 insert into ${table} (organization_id, id, chat_id, role, content, created_at)
-values ('${organizationId}', gen_random_uuid(), (array[${values}]::uuid[])[:c], 'user', '${CONTENT}', now());
+values ('${organizationId}', gen_random_uuid(), ${chatArray(chats)}[:c], 'user', '${CONTENT}', now());
 `,
+    CONNECTIONS,
   );
-  const url = new URL(databaseUrl(DATABASE));
-  const out = run([
-    PGBENCH, '-n', '-M', 'prepared', '-c', String(CONNECTIONS), '-j', '2', '-T', String(SECONDS), '-f', script,
-    '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'), DATABASE,
-  ]);
-  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
-  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
-  return { tps, latencyMs };
+}
+
+/**
+ * pgbench: the server's own append statement (APPEND_SQL) with the bench's batch of BATCH_SIZE
+ * messages for one chat, built in SQL instead of sent as a parameter: what PostgreSQL alone can
+ * take of this batch load.
+ */
+function pgbenchBatchStatement(organizationId: string, chats: string[]): PgbenchResult {
+  const records = `(select jsonb_agg(jsonb_build_object(
+      'organization_id', '${organizationId}', 'chat_id', ${chatArray(chats)}[:c], 'id', gen_random_uuid(),
+      'role', case when g % 2 = 1 then 'assistant' else 'user' end, 'content', '${CONTENT}', 'metadata', '{}'::jsonb,
+      'model', case when g % 2 = 1 then 'gpt-4o' end, 'prompt_tokens', case when g % 2 = 1 then 20 end,
+      'completion_tokens', case when g % 2 = 1 then 40 end, 'total_tokens', case when g % 2 = 1 then 60 end,
+      'latency_ms', case when g % 2 = 1 then 800 end) order by g)
+    from generate_series(0, ${BATCH_SIZE - 1}) as g)`;
+  return pgbench('append-batch', `\\set c random(1, ${chats.length})\n${APPEND_SQL.replace('$1::jsonb', records)};\n`, BATCH_CONNECTIONS);
 }
 
 // ---- the server ------------------------------------------------------------------------------
@@ -203,7 +255,7 @@ interface WrkResult {
 }
 
 /** wrk with a Lua script that spreads requests over `paths` and reports JSON from done(). */
-function wrk(url: string, paths: string[], body: string, key: string, connections: number): WrkResult {
+function wrk(url: string, paths: string[], body: string, key: string, connections: number, seconds = SECONDS): WrkResult {
   const script = join(work, `wrk-${Math.random().toString(36).slice(2)}.lua`);
   writeFileSync(
     script,
@@ -224,7 +276,7 @@ end
 `,
   );
   const threads = Math.min(2, connections);
-  const out = run(['wrk', '-t', String(threads), '-c', String(connections), '-d', `${SECONDS}s`, '--timeout', '10s', '-s', script, url]);
+  const out = run(['wrk', '-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, url]);
   const json = JSON.parse(/RESULT (\{.*\})/.exec(out)![1]!);
   return { requests: json.requests, non2xx: json.non2xx, socketErrors: json.socketErrors, seconds: json.micros / 1e6, p50: json.p50, p99: json.p99 };
 }
@@ -239,10 +291,11 @@ async function scenario(
   table: 'messages' | 'chats',
   perRequest: number,
   baseline: number,
-  drive: () => WrkResult,
+  drive: (seconds: number) => WrkResult,
 ): Promise<Row> {
+  await warmUp(name, drive);
   const before = await count(db, table, organizationId);
-  const result = drive();
+  const result = drive(SECONDS);
   await Bun.sleep(500);
   const stored = (await count(db, table, organizationId)) - before;
   const acknowledged = (result.requests - result.non2xx) * perRequest;
@@ -264,6 +317,15 @@ async function scenario(
   };
 }
 
+/** Load that is not measured; its rows are stored like any others. Returns what it acknowledged. */
+async function warmUp(name: string, drive: (seconds: number) => WrkResult): Promise<number> {
+  if (WARMUP_SECONDS <= 0) return 0;
+  const result = drive(WARMUP_SECONDS);
+  log(`${name}: warm-up ${WARMUP_SECONDS} s, ${result.requests} requests, p99 ${ms(result.p99)} (not counted)`);
+  await Bun.sleep(500);
+  return result.requests - result.non2xx;
+}
+
 let embeddedIdleKb = 0;
 
 /** The single-message load against the embedded database (PGlite) in a fresh data directory. */
@@ -275,16 +337,22 @@ async function embeddedScenario(): Promise<Row> {
   await embeddedDb.close();
   const embedded = await startServer({ DATA_DIR: dataDir, DATABASE_URL: '' });
   embeddedIdleKb = embedded.rssKb();
-  const embeddedResult = wrk(embedded.url, embeddedTenant.chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`), SINGLE_BODY, embeddedTenant.key, CONNECTIONS);
+  const name = `embedded PGlite, single message (${CONNECTIONS} conns)`;
+  const drive = (seconds: number) =>
+    wrk(embedded.url, embeddedTenant.chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`), SINGLE_BODY, embeddedTenant.key, CONNECTIONS, seconds);
+  // PGlite is inside the server's process, so rows are counted after it stops, warm-up included.
+  const warmUpAcked = await warmUp(name, drive);
+  const embeddedResult = drive(SECONDS);
   const embeddedPeak = embedded.peakRssKb();
   await embedded.stop();
   const reopened = await openDatabase({ databaseUrl: undefined, dataDir, databasePoolSize: 1 });
   const embeddedStored = await count(reopened, 'messages', embeddedTenant.organizationId);
   await reopened.close();
   const embeddedAcked = embeddedResult.requests - embeddedResult.non2xx;
-  const embeddedOk = embeddedStored >= embeddedAcked && embeddedStored - embeddedAcked <= CONNECTIONS;
+  const allAcked = warmUpAcked + embeddedAcked;
+  const embeddedOk = embeddedStored >= allAcked && embeddedStored - allAcked <= 2 * CONNECTIONS;
   return {
-    scenario: `embedded PGlite, single message (${CONNECTIONS} conns)`,
+    scenario: name,
     requestsPerSecond: embeddedResult.requests / embeddedResult.seconds,
     messagesPerSecond: embeddedAcked / embeddedResult.seconds,
     p50: ms(embeddedResult.p50),
@@ -292,7 +360,7 @@ async function embeddedScenario(): Promise<Row> {
     errors: embeddedResult.non2xx + embeddedResult.socketErrors,
     peakRss: mb(embeddedPeak),
     ratio: '',
-    check: embeddedOk ? `ok (${embeddedAcked} acked, ${embeddedStored} stored)` : `FAILED: ${embeddedAcked} acknowledged, ${embeddedStored} stored`,
+    check: embeddedOk ? `ok (${allAcked} acked, ${embeddedStored} stored)` : `FAILED: ${allAcked} acknowledged, ${embeddedStored} stored`,
   };
 }
 
@@ -301,29 +369,32 @@ async function main() {
   log(`preparing ${DATABASE} on ${new URL(SERVER_URL).host}`);
   const { db, organizationId, otherOrganizationId, key, chats, baselineChats } = await prepareDatabase();
 
-  log(`pgbench: single-row INSERT, ${CONNECTIONS} clients, ${SECONDS} s`);
-  const baseline = pgbench(otherOrganizationId, baselineChats);
-  log(`pgbench: ${baseline.tps.toFixed(0)} tps, ${baseline.latencyMs} ms average`);
+  log(`pgbench: single-row INSERT, ${CONNECTIONS} clients, ${SECONDS} s after ${WARMUP_SECONDS} s of warm-up`);
+  const baseline = pgbenchSingleRow(otherOrganizationId, baselineChats);
+  log(`pgbench: ${baseline.tps.toFixed(0)} tps, p99 ${ms(baseline.p99)}`);
   // For reference: the same INSERT into a copy of messages with its indexes but without its
   // foreign key and analytics triggers, i.e. what the table's bookkeeping costs per row.
   await db.fork().execute(`create table bench_plain_messages (like messages including all)`);
-  const plain = pgbench(otherOrganizationId, baselineChats, 'bench_plain_messages');
+  const plain = pgbenchSingleRow(otherOrganizationId, baselineChats, 'bench_plain_messages');
   log(`pgbench without triggers and foreign key: ${plain.tps.toFixed(0)} tps`);
-  const baselineRow = (scenario: string, result: { tps: number; latencyMs: number }): Row => ({
+  const batchBaseline = SCENARIOS.has('batch') ? pgbenchBatchStatement(otherOrganizationId, baselineChats) : undefined;
+  if (batchBaseline) log(`pgbench, the append statement with ${BATCH_SIZE} messages: ${(batchBaseline.tps * BATCH_SIZE).toFixed(0)} messages/s`);
+  const baselineRow = (scenario: string, result: PgbenchResult, perTransaction = 1): Row => ({
     scenario,
     requestsPerSecond: result.tps,
-    messagesPerSecond: result.tps,
-    p50: `${result.latencyMs} ms avg`,
-    p99: '',
+    messagesPerSecond: result.tps * perTransaction,
+    p50: ms(result.p50),
+    p99: ms(result.p99),
     errors: 0,
     peakRss: '',
-    ratio: `${(result.tps / baseline.tps).toFixed(2)}×`,
+    ratio: `${((result.tps * perTransaction) / baseline.tps).toFixed(2)}×`,
     check: '',
   });
   const rows: Row[] = [
     baselineRow(`pgbench INSERT into messages (${CONNECTIONS} clients)`, baseline),
     baselineRow(`pgbench INSERT, same indexes, no triggers/FK`, plain),
   ];
+  if (batchBaseline) rows.push(baselineRow(`pgbench append statement, ${BATCH_SIZE} messages (${BATCH_CONNECTIONS} clients)`, batchBaseline, BATCH_SIZE));
 
   const server = await startServer({ DATABASE_URL: databaseUrl(DATABASE) });
   await Bun.sleep(3000);
@@ -334,19 +405,19 @@ async function main() {
     messages: Array.from({ length: BATCH_SIZE }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: CONTENT, ...(i % 2 ? { model: 'gpt-4o', promptTokens: 20, completionTokens: 40, latencyMs: 800 } : {}) })),
   });
   if (SCENARIOS.has('single')) rows.push(
-    await scenario(`single message (${CONNECTIONS} conns)`, server, db, organizationId, 'messages', 1, baseline.tps, () =>
-      wrk(server.url, messagePaths, SINGLE_BODY, key, CONNECTIONS),
+    await scenario(`single message (${CONNECTIONS} conns)`, server, db, organizationId, 'messages', 1, baseline.tps, (seconds) =>
+      wrk(server.url, messagePaths, SINGLE_BODY, key, CONNECTIONS, seconds),
     ),
   );
   if (SCENARIOS.has('batch')) rows.push(
-    await scenario(`batch of ${BATCH_SIZE} (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', BATCH_SIZE, baseline.tps, () =>
-      wrk(server.url, messagePaths.map((p) => `${p}/batch`), batch, key, BATCH_CONNECTIONS),
+    await scenario(`batch of ${BATCH_SIZE} (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', BATCH_SIZE, baseline.tps, (seconds) =>
+      wrk(server.url, messagePaths.map((p) => `${p}/batch`), batch, key, BATCH_CONNECTIONS, seconds),
     ),
   );
   const chatBody = JSON.stringify({ title: 'Order status', externalUserId: 'user-42', tags: ['orders'] });
   if (SCENARIOS.has('chats')) rows.push(
-    await scenario(`chat creation (${CONNECTIONS} conns)`, server, db, organizationId, 'chats', 1, baseline.tps, () =>
-      wrk(server.url, ['/api/v1/orgs/bench-a/chats'], chatBody, key, CONNECTIONS),
+    await scenario(`chat creation (${CONNECTIONS} conns)`, server, db, organizationId, 'chats', 1, baseline.tps, (seconds) =>
+      wrk(server.url, ['/api/v1/orgs/bench-a/chats'], chatBody, key, CONNECTIONS, seconds),
     ),
   );
   const countersOk = await countersMatch(db, organizationId);
@@ -376,7 +447,7 @@ async function main() {
   );
   console.log();
   console.log(`idle RSS: PostgreSQL mode ${mb(idleRss)}, embedded mode ${mb(embeddedIdleKb)}; chat counters match rows: ${countersOk ? 'yes' : 'NO'}`);
-  console.log(`${SECONDS} s per scenario, wrk with 2 threads, server LOG_LEVEL=${LOG_LEVEL}, ingestion rate limit off`);
+  console.log(`${SECONDS} s per scenario after ${WARMUP_SECONDS} s of warm-up (pgbench too), wrk with 2 threads, server LOG_LEVEL=${LOG_LEVEL}, ingestion rate limit off`);
   await adminQuery(`drop database if exists ${DATABASE} with (force)`);
   rmSync(work, { recursive: true, force: true });
   if (rows.some((r) => r.check.startsWith('FAILED')) || !countersOk) process.exit(1);
