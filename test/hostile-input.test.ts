@@ -72,3 +72,28 @@ describe('session tokens', () => {
     }
   });
 });
+
+describe('deeply nested bodies', () => {
+  const post = (body: string) =>
+    t.fetch(`/api/v1/orgs/${tenant.slug}/chats`, { method: 'POST', headers: { 'x-organization-api-key': tenant.apiKey, 'content-type': 'application/json' }, body });
+  const depthError = async (response: Response) => {
+    expect(response.status).toBe(422);
+    const body = (await response.json()) as { errors?: { pointer: string; message: string }[] };
+    return body.errors?.find((e) => e.pointer === '/body')?.message;
+  };
+  const arrays = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+  const objects = (depth: number) => '{"a":'.repeat(depth - 1) + '{}' + '}'.repeat(depth - 1);
+
+  test('64 levels reach validation; 65 levels are refused as too deep, in arrays and objects alike', async () => {
+    expect(await depthError(await post(arrays(64)))).not.toBe('is nested deeper than 64 levels');
+    expect(await depthError(await post(objects(64)))).not.toBe('is nested deeper than 64 levels');
+    expect(await depthError(await post(arrays(65)))).toBe('is nested deeper than 64 levels');
+    expect(await depthError(await post(`{"metadata":{"k":[1,"x",${objects(63)}]}}`))).toBe('is nested deeper than 64 levels');
+  });
+
+  test('a body nested 100,000 levels is a client error, not a crash', async () => {
+    const response = await post(arrays(100_000));
+    expect([400, 422]).toContain(response.status);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+  });
+});

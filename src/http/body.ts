@@ -6,13 +6,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 /** Deeper documents are refused before any recursive code (validation, storage) walks them. */
 export const MAX_JSON_DEPTH = 64;
 
-function tooDeep(root: unknown): boolean {
-  const stack: [unknown, number][] = [[root, 0]];
-  while (stack.length) {
-    const [value, depth] = stack.pop()!;
-    if (value === null || typeof value !== 'object') continue;
-    if (depth >= MAX_JSON_DEPTH) return true;
-    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+/** Recursion ends at MAX_JSON_DEPTH, so the stack stays shallow; nothing is allocated per value. */
+function tooDeep(value: unknown, depth = 0): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (depth >= MAX_JSON_DEPTH) return true;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (tooDeep(child, depth + 1)) return true;
   }
   return false;
 }

@@ -173,6 +173,21 @@ function toFieldErrors(prefix: string, errors: ErrorObject[] | null | undefined)
  * (lone surrogates) are rejected rather than silently altered.
  */
 function unstorableString(value: unknown, pointer: string): FieldError | undefined {
+  return storable(value) ? undefined : firstUnstorable(value, pointer);
+}
+
+/** The common case, checked without building a pointer for every member. */
+function storable(value: unknown): boolean {
+  if (typeof value === 'string') return !value.includes('\u0000') && value.isWellFormed();
+  if (value === null || typeof value !== 'object') return true;
+  if (Array.isArray(value)) return value.every(storable);
+  for (const key in value) {
+    if (!storable(key) || !storable((value as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
+function firstUnstorable(value: unknown, pointer: string): FieldError | undefined {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) return { pointer, message: 'must not contain NUL characters' };
     if (!value.isWellFormed()) return { pointer, message: 'must be well-formed Unicode' };
@@ -181,9 +196,9 @@ function unstorableString(value: unknown, pointer: string): FieldError | undefin
   if (value === null || typeof value !== 'object') return undefined;
   for (const [key, child] of Object.entries(value)) {
     const childPointer = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    const keyProblem = unstorableString(key, childPointer);
+    const keyProblem = firstUnstorable(key, childPointer);
     if (keyProblem) return keyProblem;
-    const problem = unstorableString(child, childPointer);
+    const problem = firstUnstorable(child, childPointer);
     if (problem) return problem;
   }
   return undefined;
