@@ -173,33 +173,25 @@ function toFieldErrors(prefix: string, errors: ErrorObject[] | null | undefined)
  * (lone surrogates) are rejected rather than silently altered.
  */
 function unstorableString(value: unknown, pointer: string): FieldError | undefined {
-  return storable(value) ? undefined : firstUnstorable(value, pointer);
+  const path: string[] = [];
+  const message = unstorable(value, path);
+  if (!message) return undefined;
+  return { pointer: pointer + path.map((key) => `/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`).join(''), message };
 }
 
-/** The common case, checked without building a pointer for every member. */
-function storable(value: unknown): boolean {
-  if (typeof value === 'string') return !value.includes('\u0000') && value.isWellFormed();
-  if (value === null || typeof value !== 'object') return true;
-  if (Array.isArray(value)) return value.every(storable);
-  for (const key in value) {
-    if (!storable(key) || !storable((value as Record<string, unknown>)[key])) return false;
-  }
-  return true;
-}
-
-function firstUnstorable(value: unknown, pointer: string): FieldError | undefined {
+/** Why the first unstorable string in `value` is refused; `path` is left holding the keys to it. */
+function unstorable(value: unknown, path: string[]): string | undefined {
   if (typeof value === 'string') {
-    if (value.includes('\u0000')) return { pointer, message: 'must not contain NUL characters' };
-    if (!value.isWellFormed()) return { pointer, message: 'must be well-formed Unicode' };
+    if (value.includes('\u0000')) return 'must not contain NUL characters';
+    if (!value.isWellFormed()) return 'must be well-formed Unicode';
     return undefined;
   }
   if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, child] of Object.entries(value)) {
-    const childPointer = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    const keyProblem = firstUnstorable(key, childPointer);
-    if (keyProblem) return keyProblem;
-    const problem = firstUnstorable(child, childPointer);
-    if (problem) return problem;
+  for (const key of Object.keys(value)) {
+    path.push(key);
+    const message = unstorable(key, path) ?? unstorable((value as Record<string, unknown>)[key], path);
+    if (message) return message;
+    path.pop();
   }
   return undefined;
 }
