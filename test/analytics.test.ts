@@ -1,6 +1,9 @@
-import { beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { components, operations } from '../src/generated/openapi.ts';
 import { addUser, createTenant, createTestApp, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 type Summary = components['schemas']['AnalyticsSummary'];
 type Timeseries = components['schemas']['AnalyticsTimeseries'];

@@ -3,11 +3,14 @@
  * embedded database in an empty data directory, driven through a first conversation, then
  * stopped with SIGTERM. SKIP_BINARY_TEST=1 skips it (the build takes a few seconds and ~100 MB).
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { childEnv, killAll, PROJECT_ROOT, startServer, stopProcess, type RunningServer } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const SKIP = process.env.SKIP_BINARY_TEST === '1';
 if (SKIP) console.log('binary.test.ts: skipped (SKIP_BINARY_TEST=1)');

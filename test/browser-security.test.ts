@@ -1,6 +1,9 @@
-import { beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { checkResponse } from './support/contract.ts';
 import { addUser, BASE_URL, createTenant, createTestApp, PASSWORD, unique, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const COOKIE = 'chatlogger_session';
 const SELF = BASE_URL; // http://chatlogger.test

@@ -3,13 +3,16 @@
  * example of its README, run as a program against a real server on 127.0.0.1, stores the
  * conversation it claims to.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChatLoggerClient } from '../clients/typescript/src/index.ts';
 import { createTenant, createTestApp, type Tenant, type TestApp } from './support/harness.ts';
 import { PROJECT_ROOT } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const PACKAGE = join(PROJECT_ROOT, 'clients', 'typescript');
 const workDir = mkdtempSync(join(tmpdir(), 'chatlogger-client-'));

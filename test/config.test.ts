@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -8,6 +8,9 @@ import { SYSTEM_ORG_SLUG, Organization } from '../src/modules/orgs/organization.
 import { User } from '../src/modules/users/user.entity.ts';
 import { testDatabase } from './support/database.ts';
 import { unique } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const SECRET = 'a-jwt-secret-that-is-long-enough-0123456789';
 

@@ -6,13 +6,16 @@
  * messageCount equals the messages it holds. The longer version with several kills is
  * `bun bench/crash.ts`.
  */
-import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll } from './support/process.ts';
 import { crashScenario } from './support/crash.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const ADMIN = { email: 'root@crash.test', password: 'crash-root-password' };
 let dataDir: string;

@@ -11,7 +11,7 @@
  * Without /usr/bin/chromium the tests are skipped with a note, except under CI=true, where that
  * is a failure.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,9 @@ import { openDatabase } from '../src/db/orm.ts';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, parseJson, PROJECT_ROOT, startServer, stopProcess, type RunningServer } from './support/process.ts';
 import { BULK_CHATS, LONG_CHAT_MESSAGES, SEARCH_WORD, seedDashboard, type Seeded } from './dashboard.seed.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

@@ -4,7 +4,7 @@
  * server), the compose file is parsed as YAML, and both are held to what the server really
  * reads and serves.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { DockerfileParser, type Dockerfile } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,6 +14,9 @@ import { spec } from '../src/http/contract.ts';
 import { WEB_DIST } from '../src/modules/web/web.bundle.ts';
 import { createTestApp, type TestApp } from './support/harness.ts';
 import { PROJECT_ROOT } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const read = (file: string) => readFileSync(join(PROJECT_ROOT, file), 'utf8');
 const dockerfileText = read('Dockerfile');

@@ -11,7 +11,7 @@
  * FUZZ_CASES (default 3000) and FUZZ_SEED (default fixed; `random` for a new one) scale it; the
  * seed is printed, so any failure can be replayed.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { Server } from 'bun';
 import { createTestApp, PASSWORD, type TestApp } from './support/harness.ts';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
@@ -20,6 +20,9 @@ import { ensureAdmin } from '../src/db/bootstrap.ts';
 import { describeCase, generateCases, type FuzzCase, type FuzzContext, type Json, type Target } from './support/fuzz.ts';
 import { rawCases } from './support/fuzz-raw.ts';
 import { rawRequest } from './support/raw-http.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);
 const SEED = process.env.FUZZ_SEED === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED ?? 20261124);

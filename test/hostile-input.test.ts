@@ -2,8 +2,11 @@
  * Inputs the fuzzer (test/fuzz.test.ts) found answered with a 5xx, or with the wrong resource,
  * kept here as plain cases: each must be a client error, as a problem.
  */
-import { beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createTenant, createTestApp, superadminToken, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 let tenant: Tenant;

@@ -1,6 +1,9 @@
-import { beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { components } from '../src/generated/openapi.ts';
 import { createTenant, createTestApp, superadminToken, type ApiClient, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 type Chat = components['schemas']['Chat'];
 type ChatCreate = components['schemas']['ChatCreate'];

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,9 @@ import { RETENTION_LOCK_KEY, runRetention, startRetention, type OrganizationPurg
 import { addUser, createTenant, createTestApp, superadminToken, type Tenant, type TestApp } from './support/harness.ts';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, parseJson, startServer, stopProcess } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 type MessageCreate = components['schemas']['MessageCreate'];
 type AuditEvent = components['schemas']['AuditEvent'];

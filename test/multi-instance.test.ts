@@ -5,7 +5,7 @@
  * background retention runs on one instance at a time under its advisory lock.
  * PostgreSQL only: the embedded database belongs to one process.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,9 @@ import { openDatabase, type Database } from '../src/db/orm.ts';
 import { RETENTION_LOCK_KEY } from '../src/modules/lifecycle/retention.ts';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, parseJson, startServer, stopProcess, type RunningServer } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const ON_POSTGRES = testDatabaseKind === 'postgresql';
 if (!ON_POSTGRES) console.log('multi-instance.test.ts: skipped, it needs PostgreSQL (TEST_DATABASE_URL)');

@@ -2,7 +2,7 @@
  * Request ids, the request log line and the Prometheus metrics: through the app (app.handle) and
  * the separate METRICS_PORT listener on 127.0.0.1.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { Writable } from 'node:stream';
 import { createApp } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
@@ -12,6 +12,9 @@ import { startMetricsServer } from '../src/observability/metrics-http.ts';
 import { startTracing, type Tracing } from '../src/observability/tracing.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { BASE_URL, createTenant, createTestApp, PASSWORD, testConfig, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const METRICS_TOKEN = 'observability-test-token-0123456789';
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

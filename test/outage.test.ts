@@ -8,7 +8,7 @@
  *   server serves again without a restart; every acknowledged message is stored.
  * PostgreSQL only: the embedded database cannot be taken away from its process.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,9 @@ import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, parseJson, startServer, stopProcess, type RunningServer } from './support/process.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { createTenantOverHttp, IngestLoad, isProblem, timedCall, verify, type Attempt, type Tenant } from './support/ingest-load.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const ADMIN = { email: 'root@outage.test', password: 'outage-root-password' };
 /** The server's limits in this file: short, so that the test is. */

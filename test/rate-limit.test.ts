@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { RedisClient } from 'bun';
 import { Writable } from 'node:stream';
 import { createApp, type App } from '../src/app.ts';
@@ -7,6 +7,9 @@ import { MemoryStore, RedisStore, type RateLimitStore } from '../src/http/rate-l
 import { createLogger } from '../src/logger.ts';
 import { checkResponse } from './support/contract.ts';
 import { addUser, BASE_URL, createTenant, createTestApp, PASSWORD, superadminToken, testConfig, unique, type Tenant, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -5,12 +5,15 @@
  * `B=...` points at the test's server; a line like `KEY=clk_...   # the "key" field of the answer`
  * takes that field from the previous answer, as a person would copy it.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, PROJECT_ROOT, startServer, stopProcess, type RunningServer } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const CURL = Bun.which('curl');
 if (!CURL) console.log('readme.test.ts: skipped, no curl binary on PATH');

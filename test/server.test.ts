@@ -5,13 +5,16 @@
  * CLI (migrate starts in beforeAll) -> first server run (full flow) -> SIGTERM -> restart on the
  * same data -> SIGTERM with a request in flight. The tests depend on the ones before them.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { openDatabase } from '../src/db/orm.ts';
 import { childEnv, killAll, parseJson, runBun, startServer, stopProcess, type RunningServer, type RunResult } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const ADMIN_EMAIL = 'root@chatlogger.test';
 const ADMIN_PASSWORD = 'root-password-for-server-tests';

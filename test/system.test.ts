@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
 import { createTestApp, BASE_URL, type TestApp } from './support/harness.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 import { listOperations, spec } from '../src/http/contract.ts';
 import { PROJECT_ROOT } from './support/process.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const openapiFile = join(PROJECT_ROOT, 'openapi.yaml');
 const packageVersion = (JSON.parse(await Bun.file(join(PROJECT_ROOT, 'package.json')).text()) as { version: string }).version;

@@ -3,7 +3,7 @@
  * assets cached for good, gzip when asked, 304 on a matching ETag, problem+json for what is not
  * there. What the pages do is tested in a real browser by dashboard.e2e.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { Elysia } from 'elysia';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,9 @@ import { problems } from '../src/http/problem.ts';
 import { loadWebBundle, type WebBundle } from '../src/modules/web/web.bundle.ts';
 import { webRoutes } from '../src/modules/web/web.routes.ts';
 import { createTestApp, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 let html: string;
