@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { createApp } from '../src/app.ts';
 import { openDatabase, type Database, type Em } from '../src/db/orm.ts';
 import { decodeTimeIdCursor } from '../src/http/cursor.ts';
-import { chatFilters, listChatsSql, type ListChatsQuery, type Sql } from '../src/modules/chats/chats.service.ts';
-import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
+import { chatFilters, type ListChatsQuery } from '../src/modules/chats/chats.service.ts';
+import { query } from '../src/db/sql.ts';
+import { listChatsSql, listMessagesSql, type Sql } from '../src/modules/conversations/conversations.repository.ts';
 
 const DATABASE = 'chatlogger_bench_lists';
 const RUNS = 50;
@@ -184,7 +185,7 @@ async function deepCursor(app: App, token: string, scenario: Scenario): Promise<
 }
 
 async function explain(db: Database, { sql, params }: Sql): Promise<string> {
-  const rows = await db.fork().execute<Record<string, string>[]>(`explain (analyze, buffers) ${sql}`, params);
+  const rows = await query<Record<string, string>>(db.fork(), `explain (analyze, buffers) ${sql}`, params);
   return rows.map((row) => row['QUERY PLAN']).join('\n');
 }
 

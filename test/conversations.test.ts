@@ -1,8 +1,11 @@
-import { beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { components, operations } from '../src/generated/openapi.ts';
 import { encodeCursor } from '../src/http/cursor.ts';
-import { toPgArray } from '../src/modules/chats/chats.service.ts';
+import { toPgArray } from '../src/modules/conversations/conversations.repository.ts';
 import { addUser, createTenant, createTestApp, superadminToken, type Tenant, type TestApp, appendBatch } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 type Chat = components['schemas']['Chat'];
 type Message = components['schemas']['Message'];

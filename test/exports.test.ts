@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { components } from '../src/generated/openapi.ts';
-import { toPgArray } from '../src/modules/chats/chats.service.ts';
+import { toPgArray } from '../src/modules/conversations/conversations.repository.ts';
 import { CHAT_COLUMNS, EXPORT_PAGE_SIZE, MESSAGE_COLUMNS, exportReads } from '../src/modules/exports/exports.service.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { addUser, createTenant, createTestApp, type Tenant, type TestApp, appendBatch } from './support/harness.ts';

@@ -1,7 +1,11 @@
-import { beforeAll, describe, expect, test } from 'bun:test';
-import { chatFilters, listChatsSql, type ChatFilters, type Sql } from '../src/modules/chats/chats.service.ts';
-import { listMessagesSql } from '../src/modules/messages/messages.service.ts';
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { chatFilters } from '../src/modules/chats/chats.service.ts';
+import { listChatsSql, listMessagesSql, type ChatFilters, type Sql } from '../src/modules/conversations/conversations.repository.ts';
+import { query } from '../src/db/sql.ts';
 import { createTenant, createTestApp, type TestApp } from './support/harness.ts';
+
+// Real databases and servers on a busy machine: more than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 /**
  * Proves that an index can serve each list: the planner is asked for a plan of the exact SQL the
@@ -57,8 +61,8 @@ function indexScans(node: PlanNode): string[] {
 
 async function planOf({ sql, params }: Sql): Promise<string[]> {
   return t.db.fork().transactional(async (tx) => {
-    await tx.execute('set local enable_seqscan = off');
-    const [row] = await tx.execute<Record<string, unknown>[]>(`explain (format json) ${sql}`, params);
+    await query(tx, 'set local enable_seqscan = off', []);
+    const [row] = await query(tx, `explain (format json) ${sql}`, params);
     const raw = row!['QUERY PLAN'];
     const [plan] = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { Plan: PlanNode }[];
     return indexScans(plan!.Plan);
@@ -103,7 +107,7 @@ describe('each list can be served by its index', () => {
 
   test('a chat title search alone can use chats_title_search_idx', async () => {
     // The same expression the list uses, so the index that the OR cannot use directly is proven usable.
-    const sql = `select id from chats c where c.organization_id = ? and to_tsvector('simple', coalesce(c.title, '')) @@ websearch_to_tsquery('simple', ?)`;
+    const sql = `select id from chats c where c.organization_id = $1 and to_tsvector('simple', coalesce(c.title, '')) @@ websearch_to_tsquery('simple', $2)`;
     expect(await planOf({ sql, params: [orgId, 'kumquats'] })).toEqual(usesIndex('chats_title_search_idx'));
   });
 

@@ -1,5 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Em } from './orm.ts';
+import { query } from './sql.ts';
 import { Organization, SYSTEM_ORG_SLUG } from '../modules/orgs/organization.entity.ts';
 import { User } from '../modules/users/user.entity.ts';
 import { createUser, normalizeEmail } from '../modules/users/users.service.ts';
@@ -24,9 +25,6 @@ export async function ensureAdmin(em: Em, email: string, password: string): Prom
 }
 
 async function ensureSystemOrganization(em: Em): Promise<Organization> {
-  await em.execute(
-    `insert into organizations (id, name, slug) values (?, 'System', ?) on conflict (slug) do nothing`,
-    [Bun.randomUUIDv7(), SYSTEM_ORG_SLUG],
-  );
+  await query(em, `insert into organizations (id, name, slug) values ($1, 'System', $2) on conflict (slug) do nothing`, [Bun.randomUUIDv7(), SYSTEM_ORG_SLUG]);
   return em.findOneOrFail(Organization, { slug: SYSTEM_ORG_SLUG });
 }

@@ -8,15 +8,14 @@ import type { Config } from '../config.ts';
 import { migrations } from './migrations/index.ts';
 import { PGLITE_FILES } from './pglite-files.ts';
 import { postgresDriverOptions } from './pg-timeouts.ts';
+import { distribute } from './distribution.ts';
 import { Organization } from '../modules/orgs/organization.entity.ts';
 import { Session, User } from '../modules/users/user.entity.ts';
 import { ApiKey } from '../modules/apikeys/apikey.entity.ts';
-import { Chat } from '../modules/chats/chat.entity.ts';
-import { Message } from '../modules/messages/message.entity.ts';
 import { Export } from '../modules/exports/export.entity.ts';
 import { AuditEvent } from '../modules/audit/audit.entity.ts';
 
-export const entities = [Organization, User, Session, ApiKey, Chat, Message, Export, AuditEvent];
+export const entities = [Organization, User, Session, ApiKey, Export, AuditEvent];
 
 export type DatabaseKind = 'postgresql' | 'pglite';
 export type Orm = MikroORM<AbstractSqlDriver>;
@@ -89,7 +88,12 @@ export async function openDatabase(
     orm,
     kind,
     fork: () => orm.em.fork() as Em,
-    migrate: async () => (await orm.migrator.up()).map((m) => m.name),
+    migrate: async () => {
+      const applied = (await orm.migrator.up()).map((m) => m.name);
+      // On a Citus coordinator, tables and functions are distributed once they exist.
+      await distribute(orm.em.fork() as Em);
+      return applied;
+    },
     pendingMigrations: async () => (await orm.migrator.getPending()).map((m) => m.name),
     close: () => orm.close(true),
   };

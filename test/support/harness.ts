@@ -78,15 +78,19 @@ export interface Tenant {
   apiKeyId: string;
 }
 
-/** The superadmin of the test database, created once. */
-let superadmin: Promise<{ email: string; password: string }> | undefined;
+/** The superadmin of each test database, created once. */
+const superadmins = new WeakMap<Database, Promise<{ email: string; password: string }>>();
 export async function superadminToken(t: TestApp): Promise<string> {
-  superadmin ??= (async () => {
-    const email = `root-${unique()}@example.test`;
-    const password = 'root-password-1';
-    await ensureAdmin(t.db.fork(), email, password);
-    return { email, password };
-  })();
+  let superadmin = superadmins.get(t.db);
+  if (!superadmin) {
+    superadmin = (async () => {
+      const email = `root-${unique()}@example.test`;
+      const password = 'root-password-1';
+      await ensureAdmin(t.db.fork(), email, password);
+      return { email, password };
+    })();
+    superadmins.set(t.db, superadmin);
+  }
   const { email, password } = await superadmin;
   return login(t, email, password);
 }

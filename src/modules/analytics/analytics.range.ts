@@ -1,3 +1,4 @@
+import { query } from '../../db/sql.ts';
 import type { Em } from '../../db/orm.ts';
 import { validationFailed, type FieldError } from '../../http/problem.ts';
 
@@ -60,7 +61,7 @@ export const ISO = (expression: string) => `to_char(${expression} at time zone '
 // Parameters: tz, to kind, to value, from kind, from value. Dates are days in tz (`to` included
 // whole); a missing `to` is the end of today in tz, a missing `from` 30 days before `to`'s day.
 const RANGE_SQL = `
-with p as (select ?::text as tz, ?::text as to_kind, ?::text as to_value, ?::text as from_kind, ?::text as from_value),
+with p as (select $1::text as tz, $2::text as to_kind, $3::text as to_value, $4::text as from_kind, $5::text as from_value),
 t as (
   select p.*, case to_kind
            when 'date' then (to_value::date + 1)::timestamp at time zone tz
@@ -86,22 +87,22 @@ select ${ISO('from_ts')} as from_ts, ${ISO('to_ts')} as to_ts,
  * Validates and resolves `from`, `to` and `tz` to instants. PostgreSQL does the calendar work,
  * so a day in tz is exactly what the bucketing queries call a day (23 or 25 hours across DST).
  */
-export async function resolveRange(em: Em, query: { from?: string; to?: string; tz?: string }): Promise<Range> {
+export async function resolveRange(em: Em, input: { from?: string; to?: string; tz?: string }): Promise<Range> {
   const errors: FieldError[] = [];
-  const tz = query.tz ?? 'UTC';
-  const from = parseBound(query.from, '/query/from', errors);
-  const to = parseBound(query.to, '/query/to', errors);
+  const tz = input.tz ?? 'UTC';
+  const from = parseBound(input.from, '/query/from', errors);
+  const to = parseBound(input.to, '/query/to', errors);
   if (!isTimeZoneName(tz)) errors.push({ pointer: '/query/tz', message: 'must be an IANA time zone, e.g. Europe/Amsterdam' });
   if (errors.length) throw validationFailed(errors);
 
   let row: { from_ts: string; to_ts: string; ordered: boolean; short_enough: boolean } | undefined;
   try {
-    [row] = await em.execute<(typeof row & object)[]>(RANGE_SQL, [tz, to.kind, to.value, from.kind, from.value]);
+    [row] = await query<typeof row & object>(em, RANGE_SQL, [tz, to.kind, to.value, from.kind, from.value]);
   } catch (error) {
     // 22023: a zone name JavaScript knows but PostgreSQL does not; 22008: a date out of range.
     const message = error instanceof Error ? error.message : '';
     if (/time zone/i.test(message)) throw validationFailed([{ pointer: '/query/tz', message: 'is not a time zone the database knows' }]);
-    if (/out of range/i.test(message)) throw validationFailed([{ pointer: query.to !== undefined ? '/query/to' : '/query/from', message: 'is out of range' }]);
+    if (/out of range/i.test(message)) throw validationFailed([{ pointer: input.to !== undefined ? '/query/to' : '/query/from', message: 'is out of range' }]);
     throw error;
   }
   if (!row!.ordered) throw validationFailed([{ pointer: '/query/to', message: 'must be after from' }]);

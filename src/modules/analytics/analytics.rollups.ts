@@ -2,17 +2,17 @@
  * Reading the rollups of Migration20261124300000_analytics_rollups, exactly.
  *
  * Every figure is asked for over spans: a CTE `spans(key, lo, hi)` of half-open instants (one
- * span for a summary, one per day or bucket for a series), next to a CTE `p` whose column `org`
- * is the organization. A span is read from the rollup rows of the whole grains (15-minute slots,
- * UTC days) between the grain boundaries nearest to its bounds, corrected with the raw messages
+ * span for a summary, one per day or bucket for a series), next to a CTE `p` of the range; the
+ * organization is parameter $1, named on every table read. A span is read from the rollup rows
+ * of the whole grains (15-minute slots, UTC days) between the grain boundaries nearest to its bounds, corrected with the raw messages
  * between each bound and its nearest boundary: added where the bound lies before the boundary
  * (lo) or after it (hi), subtracted where the rollup rows cover more than the span. So a span
  * never reads more than half a grain of raw messages at each end, and none when its bounds are
  * on the grain, as every hour, day or week of a time zone is on the 15-minute grain. A span
  * shorter than one grain is read from raw messages alone.
  *
- * The rollups and the messages are read by one statement, in one snapshot, and the triggers
- * change both in the same transactions: the corrections always match the rollup rows.
+ * The rollups and the messages are read by one statement, in one snapshot, and the write
+ * functions change both in the same transactions: the corrections always match the rollup rows.
  */
 
 export type Grain = 'slot' | 'day';
@@ -45,7 +45,7 @@ export function piecesSql(spans: string, grain: Grain): string {
 
 // Each piece is read by a subquery of its own (LATERAL), so every read is an index range scan
 // bounded by the piece, whatever the planner guesses about the pieces.
-const ORG = `(select org from p)`;
+const ORG = `$1::uuid`;
 const RAW_MESSAGES = `messages m where m.organization_id = ${ORG} and m.created_at >= x.lo and m.created_at < x.hi`;
 
 const SLOT_SUMS = [

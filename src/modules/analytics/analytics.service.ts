@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import type { components, operations } from '../../generated/openapi.ts';
 import { validationFailed } from '../../http/problem.ts';
 import { ISO, type Range } from './analytics.range.ts';
@@ -19,20 +20,24 @@ export const MAX_BUCKETS = 2000;
  * piece of a range reads, so its estimates pass the JIT threshold, and compiling would take
  * longer (seconds) than running the statement (milliseconds).
  */
-function query<T>(em: Em, sql: string, params: unknown[]): Promise<T[]> {
+function read<T>(em: Em, sql: string, params: unknown[]): Promise<T[]> {
   return em.transactional(async (tx) => {
-    await tx.execute('set local jit = off');
-    return tx.execute<T[]>(sql, params);
+    // On Citus a SET LOCAL reaches the workers, where the statement runs, only when asked to;
+    // elsewhere this is a setting nobody reads.
+    await query(tx, `set local citus.propagate_set_commands = 'local'`, []);
+    await query(tx, 'set local jit = off', []);
+    return query<T>(tx, sql, params);
   });
 }
 
 const num = (value: unknown): number => (value == null ? 0 : Number(value));
 const numOrNull = (value: unknown): number | null => (value == null ? null : Number(value));
 
-// Every query starts from `p`: the organization, the range and the zone, given once.
-const PARAMS = `p as (select ?::uuid as org, ?::timestamptz as lo, ?::timestamptz as hi, ?::text as tz)`;
+// Every query starts from `p`: the organization ($1, also named directly wherever a table is read, so
+// that Citus sends the statement to the organization's node alone), the range and the zone.
+const PARAMS = `p as (select $1::uuid as org, $2::timestamptz as lo, $3::timestamptz as hi, $4::text as tz)`;
 const paramsOf = (organizationId: string, range: Range) => [organizationId, range.from, range.to, range.tz];
-const CHATS_IN_RANGE = `c.organization_id = (select org from p) and c.created_at >= (select lo from p) and c.created_at < (select hi from p)`;
+const CHATS_IN_RANGE = `c.organization_id = $1 and c.created_at >= (select lo from p) and c.created_at < (select hi from p)`;
 
 // ---- summary ---------------------------------------------------------------------------------
 
@@ -140,12 +145,12 @@ export async function analyticsSummary(em: Em, organizationId: string, range: Ra
   type Row = Record<string, unknown>;
   // Independent queries: on the server each takes its own pooled connection and they run at once.
   const [messages, chats, [users], [latency], models, tags] = await Promise.all([
-    query<Row>(em, MESSAGES_SQL, params),
-    query<Row>(em, CHATS_SQL, params),
-    query<Row>(em, END_USERS_SQL, params),
-    query<Row>(em, LATENCY_SQL, params),
-    query<{ name: string; messages: unknown }>(em, topSql('model'), params),
-    query<{ name: string; messages: unknown }>(em, topSql('tag'), params),
+    read<Row>(em, MESSAGES_SQL, params),
+    read<Row>(em, CHATS_SQL, params),
+    read<Row>(em, END_USERS_SQL, params),
+    read<Row>(em, LATENCY_SQL, params),
+    read<{ name: string; messages: unknown }>(em, topSql('model'), params),
+    read<{ name: string; messages: unknown }>(em, topSql('tag'), params),
   ]);
   const totals = messages.find((row) => row.date === null)!;
   const chatTotals = chats.find((row) => row.date === null)!;
@@ -257,11 +262,11 @@ function dataSql(metric: Metric, interval: Interval): string {
 
 export async function analyticsTimeseries(em: Em, organizationId: string, range: Range, metric: Metric, interval: Interval): Promise<Timeseries> {
   const params = paramsOf(organizationId, range);
-  const [{ n } = { n: 0 }] = await em.execute<{ n: unknown }[]>(`with ${PARAMS} select count(*)::int as n from (${bucketsSql(interval)}) b`, params);
+  const [{ n } = { n: 0 }] = await query<{ n: unknown }>(em, `with ${PARAMS} select count(*)::int as n from (${bucketsSql(interval)}) b`, params);
   if (num(n) > MAX_BUCKETS) {
     throw validationFailed([{ pointer: '/query/interval', message: `gives ${num(n)} buckets over this range; at most ${MAX_BUCKETS}` }]);
   }
-  const rows = await query<{ start: string; value: unknown }>(
+  const rows = await read<{ start: string; value: unknown }>(
     em,
     `with ${PARAMS}, ${bucketSpans(interval)},
      ${dataSql(metric, interval)}

@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { notFound, validationFailed, type FieldError } from '../../http/problem.ts';
@@ -163,18 +164,24 @@ export async function authenticateApiKey(
   if (cached && cached.until > now) {
     if (now - cached.lastUsed > LAST_USED_RESOLUTION_MS) {
       cached.lastUsed = now;
-      touchLastUsed(em, cached.caller.apiKeyId);
+      touchLastUsed(em, cached.caller);
     }
     return cached.caller;
   }
 
-  const rows = await em.execute<
-    { id: string; organization_id: string; last_used_at: string | Date | null; expires_at: string | Date | null; allowed_origins: string[]; ingest_rate_limit: number | null }[]
-  >(
+  const rows = await query<{
+    id: string;
+    organization_id: string;
+    last_used_at: string | null;
+    expires_at: string | null;
+    allowed_origins: string[];
+    ingest_rate_limit: number | null;
+  }>(
+    em,
     `select k.id, k.organization_id, k.last_used_at, k.expires_at, k.allowed_origins,
             (o.settings->>'ingestRateLimitPerMinute')::int as ingest_rate_limit
        from api_keys k join organizations o on o.id = k.organization_id
-      where k.key_hash = ? and o.slug = ? and o.active
+      where k.key_hash = $1 and o.slug = $2 and o.active
         and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
     [hash, slug],
   );
@@ -183,17 +190,15 @@ export async function authenticateApiKey(
     keyCache.delete(cacheKey);
     return null;
   }
-  let lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
-  if (now - lastUsed > LAST_USED_RESOLUTION_MS) {
-    lastUsed = now;
-    touchLastUsed(em, row.id);
-  }
+  const stale = now - (row.last_used_at ? new Date(row.last_used_at).getTime() : 0) > LAST_USED_RESOLUTION_MS;
+  const lastUsed = stale ? now : new Date(row.last_used_at!).getTime();
   const caller: ApiKeyCaller = {
     apiKeyId: row.id,
     organizationId: row.organization_id,
     allowedOrigins: row.allowed_origins,
     ingestRateLimitPerMinute: row.ingest_rate_limit,
   };
+  if (stale) touchLastUsed(em, caller);
   if (cacheSeconds > 0) {
     const expiresAt = row.expires_at ? new Date(row.expires_at).getTime() : Infinity;
     if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.delete(keyCache.keys().next().value!);
@@ -203,10 +208,8 @@ export async function authenticateApiKey(
 }
 
 /** Best effort and off the request's path: a lost update only makes lastUsedAt older. */
-function touchLastUsed(em: Em, apiKeyId: string) {
-  em.fork()
-    .execute(`update api_keys set last_used_at = now() where id = ?`, [apiKeyId])
-    .catch(() => {});
+function touchLastUsed(em: Em, key: ApiKeyCaller) {
+  query(em.fork(), `update api_keys set last_used_at = now() where organization_id = $1 and id = $2`, [key.organizationId, key.apiKeyId]).catch(() => {});
 }
 
 /**
@@ -214,10 +217,11 @@ function touchLastUsed(em: Em, apiKeyId: string) {
  * carry no key: a browser may go ahead when any of them accepts its origin.
  */
 export async function usableKeyOrigins(em: Em, slug: string): Promise<string[][]> {
-  const rows = await em.execute<{ allowed_origins: string[] }[]>(
+  const rows = await query<{ allowed_origins: string[] }>(
+    em,
     `select k.allowed_origins
        from api_keys k join organizations o on o.id = k.organization_id
-      where o.slug = ? and o.active and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
+      where o.slug = $1 and o.active and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
     [slug],
   );
   return rows.map((row) => row.allowed_origins);

@@ -22,8 +22,8 @@ export interface AuditEntry {
  * Adds an event to the unit of work: it commits with the change it describes, or not at all.
  * Callers flush (or are inside a flush); details must never carry secrets.
  */
-export function recordAudit(em: Em, entry: AuditEntry): void {
-  em.create(AuditEvent, {
+export function recordAudit(em: Em, entry: AuditEntry): AuditEvent {
+  return em.create(AuditEvent, {
     organizationId: entry.organizationId,
     actorId: entry.actor?.id ?? null,
     actorEmail: entry.actor?.email ?? null,

@@ -2,8 +2,8 @@ import { Elysia } from 'elysia';
 import type { Auth } from '../../http/auth.ts';
 import { contract, queryOf, type RequestBody } from '../../http/contract.ts';
 import type { components } from '../../generated/openapi.ts';
-import { listChatMessages, toMessageDto } from '../messages/messages.service.ts';
-import { deleteChat, findChat, listChats, toChatDto, updateChat } from './chats.service.ts';
+import { listChatMessages } from '../messages/messages.service.ts';
+import { deleteChat, findChat, listChats, updateChat } from './chats.service.ts';
 
 /** The dashboard's conversation reading and curation. */
 export const chatRoutes = (auth: Auth) =>
@@ -14,20 +14,20 @@ export const chatRoutes = (auth: Auth) =>
       '',
       async ({ em, org, query }) => {
         const { items, nextCursor } = await listChats(em, org.id, queryOf('listChats', query));
-        return { items: items.map(toChatDto), nextCursor } satisfies components['schemas']['ChatList'];
+        return { items, nextCursor } satisfies components['schemas']['ChatList'];
       },
       { session: 'viewer', operation: 'listChats' },
     )
     .get(
       '/:chatId',
-      async ({ em, org, params }) => toChatDto(await findChat(em, org.id, params.chatId)) satisfies components['schemas']['Chat'],
+      async ({ em, org, params }) => (await findChat(em, org.id, params.chatId)) satisfies components['schemas']['Chat'],
       { session: 'viewer', operation: 'getChat' },
     )
     .patch(
       '/:chatId',
       async ({ em, org, caller, params, body }) => {
         const chat = await updateChat(em, org.id, params.chatId, body as RequestBody<'updateChat'>, caller.user);
-        return toChatDto(chat) satisfies components['schemas']['Chat'];
+        return chat satisfies components['schemas']['Chat'];
       },
       { session: 'user', operation: 'updateChat' },
     )
@@ -43,7 +43,7 @@ export const chatRoutes = (auth: Auth) =>
       '/:chatId/messages',
       async ({ em, org, params, query }) => {
         const { items, nextCursor } = await listChatMessages(em, org.id, params.chatId, queryOf('listChatMessages', query));
-        return { items: items.map(toMessageDto), nextCursor } satisfies components['schemas']['MessageList'];
+        return { items, nextCursor } satisfies components['schemas']['MessageList'];
       },
       { session: 'viewer', operation: 'listChatMessages' },
     );

@@ -1,13 +1,14 @@
 import type { Em } from '../../db/orm.ts';
 import type { components } from '../../generated/openapi.ts';
-import { decodeTimeIdCursor, page, type TimeIdKey } from '../../http/cursor.ts';
+import { decodeCursor, page, type TimeIdKey } from '../../http/cursor.ts';
 import { isUuid } from '../../http/ids.ts';
 import { notFound } from '../../http/problem.ts';
 import { iso } from '../../http/time.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
-import { DEFAULT_PAGE_SIZE, toChatDto, toPgArray, type ChatRow } from '../chats/chats.service.ts';
-import { toMessageDto, type MessageRow } from '../messages/messages.service.ts';
-import type { EXPORT_FORMATS, EXPORT_SCOPES } from './export.entity.ts';
+import { DEFAULT_PAGE_SIZE } from '../chats/chats.service.ts';
+import * as conversations from '../conversations/conversations.repository.ts';
+import type { Keyed, SnapshotFilters } from '../conversations/conversations.repository.ts';
+import { Export, type EXPORT_FORMATS } from './export.entity.ts';
 
 type ExportDto = components['schemas']['Export'];
 type ExportCreate = components['schemas']['ExportCreate'];
@@ -15,34 +16,17 @@ type ExportFilters = ExportDto['filters'];
 type ChatDto = components['schemas']['Chat'];
 type MessageDto = components['schemas']['Message'];
 type Format = (typeof EXPORT_FORMATS)[number];
-type Scope = (typeof EXPORT_SCOPES)[number];
 
-/** An exports row as PostgreSQL returns it, with the snapshot in its text form. */
-export interface ExportRow {
-  organization_id: string;
-  id: string;
-  created_by: string | null;
-  format: Format;
-  scope: Scope;
-  filters: ExportFilters;
-  snapshot: string;
-  status: 'ready';
-  snapshot_at: string | Date;
-  created_at: string | Date;
-}
-
-const EXPORT_COLUMNS = `organization_id, id, created_by, format, scope, filters, snapshot::text as snapshot, status, snapshot_at, created_at`;
-
-export function toExportDto(row: ExportRow, orgSlug: string): ExportDto {
+export function toExportDto(row: Export, orgSlug: string): ExportDto {
   return {
     id: row.id,
     format: row.format,
     scope: row.scope,
-    filters: row.filters,
+    filters: row.filters as ExportFilters,
     status: row.status,
-    snapshotAt: iso(row.snapshot_at),
-    createdAt: iso(row.created_at),
-    createdBy: row.created_by,
+    snapshotAt: iso(row.snapshotAt),
+    createdAt: iso(row.createdAt),
+    createdBy: row.createdBy ?? null,
     downloadUrl: `/exports/orgs/${encodeURIComponent(orgSlug)}/${row.id}`,
   };
 }
@@ -57,57 +41,43 @@ function filtersOf(input: ExportCreate): ExportFilters {
   return filters;
 }
 
-/**
- * Records an export. Its snapshot is taken by the INSERT statement itself
- * (`pg_current_snapshot()`), so the export holds exactly the rows committed before it.
- */
-export async function createExport(em: Em, organizationId: string, input: ExportCreate, actor: Actor): Promise<ExportRow> {
+/** Records an export: its snapshot is taken now, so it holds exactly the rows committed before it. */
+export async function createExport(em: Em, organizationId: string, input: ExportCreate, actor: Actor): Promise<Export> {
   const filters = filtersOf(input);
+  const { snapshot, at } = await conversations.takeSnapshot(em, organizationId);
   return em.transactional(async (tx) => {
-    const [row] = await tx.execute<ExportRow[]>(
-      `insert into exports (organization_id, id, created_by, format, scope, filters, snapshot, status, snapshot_at)
-       values (?, ?, ?, ?, ?, ?::jsonb, pg_current_snapshot(), 'ready', statement_timestamp())
-       returning ${EXPORT_COLUMNS}`,
-      [organizationId, Bun.randomUUIDv7(), actor.id, input.format, input.scope, JSON.stringify(filters)],
-    );
+    const created = tx.create(Export, {
+      organizationId,
+      id: Bun.randomUUIDv7(),
+      createdBy: actor.id,
+      format: input.format,
+      scope: input.scope,
+      filters,
+      snapshot,
+      snapshotAt: new Date(at),
+    });
     recordAudit(tx, {
       organizationId,
       action: 'export.created',
       actor,
-      target: { type: 'export', id: row!.id },
+      target: { type: 'export', id: created.id },
       details: { format: input.format, scope: input.scope, filters },
     });
-    return row!;
+    return created;
   });
 }
 
-/** Newest first, along exports_created_idx. */
+/** Newest first. Ids are UUIDv7, so their order is the order of creation. */
 export async function listExports(em: Em, organizationId: string, query: { limit?: number; cursor?: string }) {
-  const after = decodeTimeIdCursor(query.cursor);
+  const after = decodeCursor(query.cursor, 1, ([id]) => isUuid(id!));
   const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-  const params: unknown[] = [organizationId];
-  let keyset = '';
-  if (after) {
-    keyset = 'and (created_at, id) < (?::timestamptz, ?::uuid)';
-    params.push(after.at, after.id);
-  }
-  const rows = await em.execute<ExportRow[]>(
-    `select ${EXPORT_COLUMNS} from exports
-      where organization_id = ? ${keyset}
-      order by created_at desc, id desc
-      limit ?`,
-    [...params, limit + 1],
-  );
-  return page(rows, limit, (row) => [String(row.created_at), row.id]);
+  const rows = await em.find(Export, { organizationId, ...(after ? { id: { $lt: after[0]! } } : {}) }, { orderBy: { id: 'desc' }, limit: limit + 1 });
+  return page(rows, limit, (row) => [row.id]);
 }
 
 /** An export of the organization; anything else (a malformed id included) is a 404. */
-export async function findExport(em: Em, organizationId: string, exportId: string): Promise<ExportRow> {
-  if (!isUuid(exportId)) throw notFound('export');
-  const [row] = await em.execute<ExportRow[]>(`select ${EXPORT_COLUMNS} from exports where organization_id = ? and id = ?`, [
-    organizationId,
-    exportId,
-  ]);
+export async function findExport(em: Em, organizationId: string, exportId: string): Promise<Export> {
+  const row = isUuid(exportId) ? await em.findOne(Export, { organizationId, id: exportId.toLowerCase() }) : null;
   if (!row) throw notFound('export');
   return row;
 }
@@ -123,132 +93,28 @@ export const EXPORT_PAGE_SIZE = 1000;
  */
 export const exportReads = { queries: 0 };
 
-/** Every page of an export runs on a fresh fork: nothing accumulates while a file streams. */
-async function readPage<T>(em: Em, sql: string, params: unknown[]): Promise<T[]> {
-  exportReads.queries += 1;
-  return em.fork().execute<T[]>(sql, params);
-}
+type PageReader<T> = (em: Em, after: TimeIdKey | undefined, limit: number) => Promise<Keyed<T>[]>;
 
-interface ChatFilterSql {
-  conditions: string[];
-  params: unknown[];
-}
-
-/** The export's filters on chats (alias `c`): created in [from, to), any of the tags, the end user. */
-function chatConditions(filters: ExportFilters): ChatFilterSql {
-  const conditions: string[] = [];
-  const params: unknown[] = [];
-  if (filters.from !== undefined) {
-    conditions.push('c.created_at >= ?::timestamptz');
-    params.push(filters.from);
-  }
-  if (filters.to !== undefined) {
-    conditions.push('c.created_at < ?::timestamptz');
-    params.push(filters.to);
-  }
-  if (filters.tags?.length) {
-    conditions.push('c.tags && ?::text[]');
-    params.push(toPgArray(filters.tags));
-  }
-  if (filters.externalUserId !== undefined) {
-    conditions.push('c.external_user_id = ?');
-    params.push(filters.externalUserId);
-  }
-  return { conditions, params };
-}
-
-type SnapshotChatRow = ChatRow & { created_at: string };
-
-/**
- * The chats of a snapshot in (createdAt, id) order. `messageCount` and `lastMessageAt` are
- * recomputed over the messages visible in the snapshot: the live counters move on.
- */
-async function* snapshotChats(em: Em, organizationId: string, snapshot: string, filters: ExportFilters, isStopped: () => boolean) {
-  const { conditions, params } = chatConditions(filters);
+/** Every page runs on a fresh fork: nothing accumulates while a file streams. */
+async function* pages<T>(em: Em, read: PageReader<T>, isStopped: () => boolean): AsyncGenerator<T[]> {
   let after: TimeIdKey | undefined;
   while (!isStopped()) {
-    const keyset = after ? 'and (c.created_at, c.id) > (?::timestamptz, ?::uuid)' : '';
-    const rows = await readPage<SnapshotChatRow>(
-      em,
-      `select c.organization_id, c.id, c.title, c.tags, c.metadata, c.external_user_id, c.source, c.created_at, c.updated_at,
-              v.last_message_at, v.message_count
-         from chats c
-         cross join lateral (
-           select count(*)::int as message_count, max(m.created_at) as last_message_at
-             from messages m
-            where m.organization_id = c.organization_id and m.chat_id = c.id
-              and pg_visible_in_snapshot(m.created_xid, ?::pg_snapshot)) v
-        where c.organization_id = ? and pg_visible_in_snapshot(c.created_xid, ?::pg_snapshot)
-          ${conditions.map((condition) => `and ${condition}`).join(' ')}
-          ${keyset}
-        order by c.created_at, c.id
-        limit ?`,
-      [snapshot, organizationId, snapshot, ...params, ...(after ? [after.at, after.id] : []), EXPORT_PAGE_SIZE],
-    );
-    if (rows.length) yield rows;
+    exportReads.queries += 1;
+    const rows = await read(em.fork(), after, EXPORT_PAGE_SIZE);
+    if (rows.length) yield rows.map((row) => row.item);
     if (rows.length < EXPORT_PAGE_SIZE) return;
-    const last = rows[rows.length - 1]!;
-    after = { at: String(last.created_at), id: last.id };
+    after = rows[rows.length - 1]!.key;
   }
 }
 
-/**
- * The messages of a snapshot in (createdAt, id) order, along messages_created_idx; with chat
- * filters, only the messages of matching chats.
- */
-async function* snapshotMessages(em: Em, organizationId: string, snapshot: string, filters: ExportFilters, isStopped: () => boolean) {
-  const { conditions, params } = chatConditions(filters);
-  const ofChats = conditions.length
-    ? `and exists (select 1 from chats c
-                    where c.organization_id = m.organization_id and c.id = m.chat_id
-                      and pg_visible_in_snapshot(c.created_xid, ?::pg_snapshot)
-                      and ${conditions.join(' and ')})`
-    : '';
-  const chatParams = conditions.length ? [snapshot, ...params] : [];
-  let after: TimeIdKey | undefined;
-  while (!isStopped()) {
-    // The redundant `created_at >=` is the index range; the row comparison breaks ties by id.
-    const keyset = after ? 'and m.created_at >= ?::timestamptz and (m.created_at, m.id) > (?::timestamptz, ?::uuid)' : '';
-    const rows = await readPage<MessageRow & { created_at: string }>(
-      em,
-      `select m.organization_id, m.id, m.chat_id, m.role, m.content, m.name, m.model, m.prompt_tokens, m.completion_tokens,
-              m.total_tokens, m.latency_ms, m.cost_usd, m.tool_calls, m.metadata, m.created_at
-         from messages m
-        where m.organization_id = ? and pg_visible_in_snapshot(m.created_xid, ?::pg_snapshot)
-          ${ofChats}
-          ${keyset}
-        order by m.created_at, m.id
-        limit ?`,
-      [organizationId, snapshot, ...chatParams, ...(after ? [after.at, after.at, after.id] : []), EXPORT_PAGE_SIZE],
-    );
-    if (rows.length) yield rows;
-    if (rows.length < EXPORT_PAGE_SIZE) return;
-    const last = rows[rows.length - 1]!;
-    after = { at: String(last.created_at), id: last.id };
-  }
-}
+const snapshotChats = (em: Em, organizationId: string, snapshot: string, filters: SnapshotFilters, isStopped: () => boolean) =>
+  pages<ChatDto>(em, (fork, after, limit) => conversations.snapshotChats(fork, organizationId, snapshot, filters, after, limit), isStopped);
 
-/** The messages of one chat visible in a snapshot, in conversation order (messages_chat_idx). */
-async function* snapshotChatMessages(em: Em, organizationId: string, chatId: string, snapshot: string, isStopped: () => boolean) {
-  let after: TimeIdKey | undefined;
-  while (!isStopped()) {
-    const keyset = after ? 'and (created_at, id) > (?::timestamptz, ?::uuid)' : '';
-    const rows = await readPage<MessageRow & { created_at: string }>(
-      em,
-      `select organization_id, id, chat_id, role, content, name, model, prompt_tokens, completion_tokens,
-              total_tokens, latency_ms, cost_usd, tool_calls, metadata, created_at
-         from messages
-        where organization_id = ? and chat_id = ? and pg_visible_in_snapshot(created_xid, ?::pg_snapshot) ${keyset}
-        order by created_at, id
-        limit ?`,
-      [organizationId, chatId, snapshot, ...(after ? [after.at, after.id] : []), EXPORT_PAGE_SIZE],
-    );
-    if (rows.length) yield rows;
-    if (rows.length < EXPORT_PAGE_SIZE) return;
-    const last = rows[rows.length - 1]!;
-    after = { at: String(last.created_at), id: last.id };
-  }
-}
+const snapshotMessages = (em: Em, organizationId: string, snapshot: string, filters: SnapshotFilters, isStopped: () => boolean) =>
+  pages<MessageDto>(em, (fork, after, limit) => conversations.snapshotMessages(fork, organizationId, snapshot, filters, after, limit), isStopped);
+
+const snapshotChatMessages = (em: Em, organizationId: string, chatId: string, snapshot: string, isStopped: () => boolean) =>
+  pages<MessageDto>(em, (fork, after, limit) => conversations.snapshotChatMessages(fork, organizationId, chatId, snapshot, after, limit), isStopped);
 
 // ---- file formats --------------------------------------------------------------------------------
 
@@ -321,11 +187,12 @@ const CONTENT_TYPES: Record<Format, string> = {
 };
 
 /** The text of an export, chunk by chunk (one chunk per page of rows). */
-async function* exportChunks(em: Em, row: ExportRow, isStopped: () => boolean): AsyncGenerator<string> {
-  const pages =
+async function* exportChunks(em: Em, row: Export, isStopped: () => boolean): AsyncGenerator<string> {
+  const filters = row.filters as SnapshotFilters;
+  const pages: AsyncGenerator<unknown[]> =
     row.scope === 'chats'
-      ? mapPages(snapshotChats(em, row.organization_id, row.snapshot, row.filters, isStopped), toChatDto)
-      : mapPages(snapshotMessages(em, row.organization_id, row.snapshot, row.filters, isStopped), toMessageDto);
+      ? snapshotChats(em, row.organizationId, row.snapshot, filters, isStopped)
+      : snapshotMessages(em, row.organizationId, row.snapshot, filters, isStopped);
   if (row.format === 'csv') {
     const columns = (row.scope === 'chats' ? CHAT_COLUMNS : MESSAGE_COLUMNS) as Column<unknown>[];
     yield UTF8_BOM + columns.map((column) => csvField(column.name)).join(',') + CRLF;
@@ -341,10 +208,6 @@ async function* exportChunks(em: Em, row: ExportRow, isStopped: () => boolean): 
     }
     yield first ? ']\n' : '\n]\n';
   }
-}
-
-async function* mapPages<R, T>(pages: AsyncGenerator<R[]>, map: (row: R) => T): AsyncGenerator<T[]> {
-  for await (const rows of pages) yield rows.map(map);
 }
 
 /**
@@ -400,7 +263,7 @@ export function pullStream(chunks: (isStopped: () => boolean) => AsyncGenerator<
 const dateOf = (value: string | Date) => iso(value).slice(0, 10);
 
 /** The download of an export: a streamed file, never built in memory. */
-export function exportResponse(em: Em, row: ExportRow, signal?: AbortSignal): Response {
+export function exportResponse(em: Em, row: Export, signal?: AbortSignal): Response {
   const ext = row.format;
   return new Response(
     pullStream((isStopped) => exportChunks(em, row, isStopped), signal),
@@ -408,7 +271,7 @@ export function exportResponse(em: Em, row: ExportRow, signal?: AbortSignal): Re
       status: 200,
       headers: {
         'content-type': CONTENT_TYPES[row.format],
-        'content-disposition': `attachment; filename="chatlogger-${row.scope}-${dateOf(row.created_at)}.${ext}"`,
+        'content-disposition': `attachment; filename="chatlogger-${row.scope}-${dateOf(row.createdAt)}.${ext}"`,
         'cache-control': 'no-store',
         'x-content-type-options': 'nosniff',
       },
@@ -424,8 +287,7 @@ export function exportResponse(em: Em, row: ExportRow, signal?: AbortSignal): Re
  * user keeps chatting. The audit event commits before the first byte leaves.
  */
 export async function endUserExport(em: Em, organizationId: string, externalUserId: string, actor: Actor, signal?: AbortSignal): Promise<Response> {
-  const [now] = await em.execute<{ snapshot: string; at: string }[]>(`select pg_current_snapshot()::text as snapshot, statement_timestamp() as at`);
-  const { snapshot, at } = now!;
+  const { snapshot, at } = await conversations.takeSnapshot(em, organizationId);
   recordAudit(em, {
     organizationId,
     action: 'enduser.exported',
@@ -438,12 +300,12 @@ export async function endUserExport(em: Em, organizationId: string, externalUser
     let first = true;
     for await (const chats of snapshotChats(em, organizationId, snapshot, { externalUserId }, isStopped)) {
       for (const chat of chats) {
-        const head = JSON.stringify(toChatDto(chat));
+        const head = JSON.stringify(chat);
         let out = `${first ? '\n' : ',\n'}${head.slice(0, -1)},"messages":[`;
         first = false;
         let firstMessage = true;
         for await (const messages of snapshotChatMessages(em, organizationId, chat.id, snapshot, isStopped)) {
-          out += (firstMessage ? '' : ',') + messages.map((m) => JSON.stringify(toMessageDto(m))).join(',');
+          out += (firstMessage ? '' : ',') + messages.map((m) => JSON.stringify(m)).join(',');
           firstMessage = false;
           yield out;
           out = '';

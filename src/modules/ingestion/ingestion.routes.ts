@@ -2,8 +2,8 @@ import { Elysia } from 'elysia';
 import type { Auth } from '../../http/auth.ts';
 import type { IngestRateLimit } from '../../http/rate-limit.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
-import { prepareChat, toChatDto } from '../chats/chats.service.ts';
-import { appendMessages, prepareAppend, toMessageDto } from '../messages/messages.service.ts';
+import { prepareChat } from '../chats/chats.service.ts';
+import { appendMessages, prepareAppend } from '../messages/messages.service.ts';
 import type { components } from '../../generated/openapi.ts';
 import type { IngestWriters } from './writers.ts';
 import { metrics } from '../../observability/metrics.ts';
@@ -23,7 +23,7 @@ export const ingestionRoutes = (auth: Auth, writers: IngestWriters, rateLimit: I
         const { chat, created } = await writers.chats.submit(prepareChat(tenant.organizationId, body as RequestBody<'createChat'>));
         set.status = created ? 201 : 200;
         if (created) metrics.chatsCreated.inc();
-        return toChatDto(chat) satisfies components['schemas']['Chat'];
+        return chat satisfies components['schemas']['Chat'];
       },
       { apiKey: true, ingestRateLimit: true, operation: 'createChat' },
     )
@@ -34,7 +34,7 @@ export const ingestionRoutes = (auth: Auth, writers: IngestWriters, rateLimit: I
         const { messages, created } = await writers.messages.submit(append);
         set.status = created ? 201 : 200;
         metrics.messagesStored.inc(created);
-        return toMessageDto(messages[0]!) satisfies components['schemas']['Message'];
+        return messages[0]! satisfies components['schemas']['Message'];
       },
       { apiKey: true, ingestRateLimit: true, operation: 'createMessage' },
     )
@@ -51,7 +51,7 @@ export const ingestionRoutes = (auth: Auth, writers: IngestWriters, rateLimit: I
         );
         set.status = created ? 201 : 200;
         metrics.messagesStored.inc(created);
-        return { items: messages.map(toMessageDto), created } satisfies components['schemas']['MessageBatch'];
+        return { items: messages, created } satisfies components['schemas']['MessageBatch'];
       },
       { apiKey: true, ingestRateLimit: true, operation: 'createMessageBatch' },
     );

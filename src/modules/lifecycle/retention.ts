@@ -1,21 +1,24 @@
 import type { Kysely } from '@mikro-orm/sql';
 import type { Database } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import type { Logger } from '../../logger.ts';
+import { AuditEvent } from '../audit/audit.entity.ts';
+import { recordAudit } from '../audit/audit.service.ts';
+import * as conversations from '../conversations/conversations.repository.ts';
+import { Organization } from '../orgs/organization.entity.ts';
 
 /**
  * Retention: chats whose last activity, `greatest(created_at, last_message_at)`, is older than
- * their organization's `settings.retentionDays` are deleted (their messages go by ON DELETE
- * CASCADE), a bounded batch per transaction, until none is left.
+ * their organization's `settings.retentionDays` are deleted with their messages, a bounded batch
+ * per transaction, until none is left.
  *
  * One purger at a time:
  * - across processes (PostgreSQL): a session-level advisory lock, taken with
- *   `pg_try_advisory_lock` on a connection reserved for the whole run. Every statement of the
- *   run goes through that connection, so the run needs one pooled connection (it works with
- *   `DATABASE_POOL_SIZE=1`) and the lock is released on that same connection at the end (or by
- *   the server when the connection dies). An instance that finds the lock taken skips the run.
+ *   `pg_try_advisory_lock` on a connection held for the whole run (so the run needs two pooled
+ *   connections: that one and one for its batches). An instance that finds the lock taken skips
+ *   the run; the server releases it if the connection dies.
  * - within a process (both databases): a run already going on the same `Database` makes the
- *   next call skip. PGlite needs no more: one process at a time owns its data directory, and its
- *   single session would get every advisory lock anyway.
+ *   next call skip. PGlite needs no more: one process at a time owns its data directory.
  *
  * Each batch transaction also keeps the run's audit event (`retention.purged`, one per
  * organization per run, written by the first batch that deletes something) up to date, so the
@@ -47,14 +50,6 @@ export type RetentionResult =
   | { skipped: true; reason: 'running' | 'locked' }
   | { skipped: false; chats: number; messages: number; batches: number; organizations: OrganizationPurge[]; aborted: boolean };
 
-type Query = <T = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<T[]>;
-
-/** How statements reach the database during one run. */
-interface Session {
-  query: Query;
-  transaction<T>(work: (query: Query) => Promise<T>): Promise<T>;
-}
-
 const running = new WeakSet<Database>();
 
 /**
@@ -65,27 +60,15 @@ export async function runRetention(db: Database, now: Date = new Date(), options
   if (running.has(db)) return { skipped: true, reason: 'running' };
   running.add(db);
   try {
-    const connection = db.fork().getConnection();
-    const kysely = connection.getClient() as Kysely<unknown>;
-    const queryVia =
-      (ctx: Kysely<unknown> | undefined): Query =>
-      <T>(sql: string, params: unknown[] = []) =>
-        connection.execute(sql, params, 'all', ctx as never) as Promise<T[]>;
-    const sessionOf = (client: Kysely<unknown>): Session => ({
-      query: queryVia(client),
-      transaction: (work) => client.transaction().execute((trx) => work(queryVia(trx))),
-    });
-
-    if (db.kind === 'pglite') return await purge(sessionOf(kysely), now, options);
-
-    return await kysely.connection().execute(async (reserved) => {
-      const session = sessionOf(reserved);
-      const [lock] = await session.query<{ locked: boolean }>(`select pg_try_advisory_lock(?::bigint) as locked`, [RETENTION_LOCK_KEY]);
+    if (db.kind === 'pglite') return await purge(db, now, options);
+    const kysely = db.fork().getConnection().getClient() as Kysely<unknown>;
+    return await kysely.connection().execute(async (held) => {
+      const [lock] = await query<{ locked: boolean }>(held, `select pg_try_advisory_lock($1::bigint) as locked`, [RETENTION_LOCK_KEY]);
       if (!lock?.locked) return { skipped: true, reason: 'locked' } as const;
       try {
-        return await purge(session, now, options);
+        return await purge(db, now, options);
       } finally {
-        await session.query(`select pg_advisory_unlock(?::bigint)`, [RETENTION_LOCK_KEY]);
+        await query(held, `select pg_advisory_unlock($1::bigint)`, [RETENTION_LOCK_KEY]);
       }
     });
   } finally {
@@ -93,21 +76,22 @@ export async function runRetention(db: Database, now: Date = new Date(), options
   }
 }
 
-async function purge(session: Session, now: Date, options: RetentionOptions): Promise<RetentionResult> {
+/** Organizations with a retention period, by id. */
+async function retentionPeriods(db: Database): Promise<{ id: string; retentionDays: number }[]> {
+  const orgs = await db.fork().find(Organization, {}, { fields: ['id', 'settings'], orderBy: { id: 'asc' } });
+  return orgs
+    .map((org) => ({ id: org.id, retentionDays: org.settings?.retentionDays }))
+    .filter((org): org is { id: string; retentionDays: number } => Number.isInteger(org.retentionDays) && org.retentionDays! >= 1);
+}
+
+async function purge(db: Database, now: Date, options: RetentionOptions): Promise<RetentionResult> {
   const batchSize = options.batchSize ?? DEFAULT_RETENTION_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be a positive integer');
-  const orgs = await session.query<{ id: string; retention_days: number }>(
-    `select id, (settings->>'retentionDays')::int as retention_days
-       from organizations
-      where jsonb_typeof(settings->'retentionDays') = 'number'
-      order by id`,
-  );
   const organizations: OrganizationPurge[] = [];
   let batches = 0;
   let aborted = false;
-  for (const org of orgs) {
-    const retentionDays = Number(org.retention_days);
-    if (!Number.isInteger(retentionDays) || retentionDays < 1) continue;
+  for (const org of await retentionPeriods(db)) {
+    const { retentionDays } = org;
     const cutoff = new Date(now.getTime() - retentionDays * DAY_MS).toISOString();
     const done: OrganizationPurge = { organizationId: org.id, retentionDays, cutoff, chats: 0, messages: 0 };
     let auditId: string | undefined;
@@ -116,44 +100,18 @@ async function purge(session: Session, now: Date, options: RetentionOptions): Pr
         aborted = true;
         break;
       }
-      const deleted = await session.transaction(async (query) => {
-        // Exactly chats_activity_idx's expression. SKIP LOCKED: a chat being written to right
-        // now is left for the next run rather than waited for. The rows stay locked until the
-        // commit, so no message can be added to them meanwhile: the count below is exact.
-        const doomed = await query<{ id: string }>(
-          `select id from chats
-            where organization_id = ? and greatest(created_at, last_message_at) < ?::timestamptz
-            order by greatest(created_at, last_message_at), id
-            limit ?
-            for update skip locked`,
-          [org.id, cutoff, batchSize],
-        );
-        if (!doomed.length) return { chats: 0, messages: 0 };
-        const [counts] = await query<{ chats: number | string; messages: number | string }>(
-          `with deleted as (
-             delete from chats where organization_id = ? and id = any(?::uuid[]) returning id
-           )
-           select (select count(*) from deleted) as chats,
-                  (select count(*) from messages where organization_id = ? and chat_id in (select id from deleted)) as messages`,
-          [org.id, `{${doomed.map((row) => row.id).join(',')}}`, org.id],
-        );
-        const chats = Number(counts?.chats ?? 0);
-        const messages = Number(counts?.messages ?? 0);
-        if (chats === 0) return { chats, messages };
-        const details = { chats: done.chats + chats, messages: done.messages + messages, retentionDays, cutoff };
+      const deleted = await db.fork().transactional(async (tx) => {
+        const removed = await conversations.purgeChats(tx, org.id, cutoff, batchSize);
+        if (removed.chats === 0) return { ...removed, auditId };
+        const details = { chats: done.chats + removed.chats, messages: done.messages + removed.messages, retentionDays, cutoff };
         if (auditId === undefined) {
-          const id = Bun.randomUUIDv7();
-          await query(
-            `insert into audit_events (organization_id, id, at, action, target_type, target_id, details)
-             values (?, ?, ?::timestamptz, 'retention.purged', 'organization', ?, ?::jsonb)`,
-            [org.id, id, new Date().toISOString(), org.id, JSON.stringify(details)],
-          );
-          auditId = id;
-        } else {
-          await query(`update audit_events set details = ?::jsonb where organization_id = ? and id = ?`, [JSON.stringify(details), org.id, auditId]);
+          const event = recordAudit(tx, { organizationId: org.id, action: 'retention.purged', target: { type: 'organization', id: org.id }, details });
+          return { ...removed, auditId: event.id };
         }
-        return { chats, messages };
+        await tx.nativeUpdate(AuditEvent, { organizationId: org.id, id: auditId }, { details });
+        return { ...removed, auditId };
       });
+      auditId = deleted.auditId;
       if (deleted.chats === 0) break;
       batches += 1;
       done.chats += deleted.chats;

@@ -4,6 +4,7 @@ import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'f
 import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' };
 import type { Config } from '../../config.ts';
 import type { Database } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import { spec, specYaml } from '../../http/contract.ts';
 import { problemResponse, unavailable } from '../../http/problem.ts';
 import type { components } from '../../generated/openapi.ts';
@@ -22,7 +23,7 @@ export const systemRoutes = (config: Config, db: Database) =>
       try {
         const pending = await withTimeout(
           (async () => {
-            await db.fork().execute('select 1');
+            await query(db.fork(), 'select 1', []);
             return db.pendingMigrations();
           })(),
           READY_TIMEOUT_MS,

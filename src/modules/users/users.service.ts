@@ -1,4 +1,5 @@
 import type { Em } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { conflict, forbidden, notFound, validationFailed } from '../../http/problem.ts';
@@ -92,10 +93,9 @@ async function findMember(em: Em, organizationId: string, userId: string): Promi
  */
 async function assertAnotherActiveAdmin(em: Em, user: User): Promise<void> {
   if (user.role !== 'admin' || !user.active) return;
-  const admins = await em.execute<{ id: string }[]>(
-    `select id from users where organization_id = ? and role = 'admin' and active order by id for update`,
-    [user.organizationId],
-  );
+  const admins = await query<{ id: string }>(em, `select id from users where organization_id = $1 and role = 'admin' and active order by id for update`, [
+    user.organizationId,
+  ]);
   if (!admins.some((admin) => admin.id !== user.id)) throw conflict('The organization would be left without an active admin.');
 }
 
