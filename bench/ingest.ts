@@ -3,11 +3,12 @@
  *   bun bench/ingest.ts
  * 1. Creates the database chatlogger_bench_ingest on the server of BENCH_DATABASE_URL (dropped
  *    first), migrates it, and makes an organization, an API key and 1,000 chats.
- * 2. Baseline: pgbench with 64 clients running the same single-row INSERT into messages (with
- *    its foreign key and analytics triggers, as the server's inserts pay them); for reference,
- *    the same INSERT into a copy of the table without them, and the server's own append
- *    statement with a batch of 100 messages sent from this process without HTTP (what
- *    PostgreSQL and a minimal client take of the batch load).
+ * 2. Baseline: pgbench with 64 clients running a single-row INSERT into messages (with its
+ *    foreign key and indexes, but none of the chat counters and analytics rollups the server
+ *    writes with every message); for reference, the same INSERT into a copy of the table
+ *    without the foreign key, and the server's own append call with a batch of 100 messages
+ *    sent from this process without HTTP (what PostgreSQL and a minimal client take of the
+ *    batch load).
  * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
  *    /dev/null) on that database and drives each scenario with wrk for
  *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
@@ -16,6 +17,9 @@
  *    not counted: JIT compilation, new connections and cold caches are start-up costs.
  * 4. After each scenario counts the rows: every 2xx must be stored; rows beyond the 2xx count
  *    can only be requests still in flight when wrk stopped (at most one per connection).
+ * 5. With BENCH_CITUS_URL (a database on a Citus coordinator), the single-message and batch
+ *    scenarios again on a database of their own distributed over that cluster, the server
+ *    talking to the coordinator.
  * Prints a Markdown table. Needs wrk (installed with apt-get when missing) and pgbench.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,8 +27,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminQuery, benchApp, benchTenants, databaseUrl, log, markdownTable, SERVER_URL } from './support.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
-import { APPEND_SQL } from '../src/modules/messages/messages.service.ts';
-import { preparedQuery } from '../src/db/sql.ts';
+import { query } from '../src/db/sql.ts';
+import { appendMessages, type NewMessage } from '../src/modules/conversations/conversations.repository.ts';
+import { citusNodes, createCitusDatabase, dropDatabase } from '../test/support/citus.ts';
 
 const DATABASE = 'chatlogger_bench_ingest';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -38,6 +43,8 @@ const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 /** A subset of single,batch,chats,embedded; extra flags for the server's bun (e.g. --cpu-prof-md). */
 const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'single,batch,chats,embedded').split(','));
+/** A database on a Citus coordinator: the cluster the Citus scenarios run on (none without it). */
+const CITUS_URL = process.env.BENCH_CITUS_URL;
 const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
 const CONTENT = 'Hello! I would like to know the status of my order, it has not arrived yet.';
 const SINGLE_BODY = JSON.stringify({ role: 'user', content: CONTENT });
@@ -81,9 +88,9 @@ async function prepareDatabase() {
   await db.migrate();
   const tenant = await tenantWithChats(db, databaseUrl(DATABASE));
   // pgbench writes to chats of the other organization: its rows bypass the chats' counters.
-  const baselineChats = await db
-    .fork()
-    .execute<{ id: string }[]>(`insert into chats (organization_id, id) select ?, gen_random_uuid() from generate_series(1, ${CHATS}) returning id`, [tenant.otherOrganizationId]);
+  const baselineChats = await query<{ id: string }>(db.fork(), `insert into chats (organization_id, id) select $1, gen_random_uuid() from generate_series(1, ${CHATS}) returning id`, [
+    tenant.otherOrganizationId,
+  ]);
   return { db, ...tenant, baselineChats: baselineChats.map((c) => c.id) };
 }
 
@@ -107,16 +114,17 @@ async function tenantWithChats(db: Database, url: string) {
 }
 
 async function count(db: Database, table: 'messages' | 'chats', organizationId: string): Promise<number> {
-  const [row] = await db.fork().execute<{ n: number }[]>(`select count(*)::int as n from ${table} where organization_id = ?`, [organizationId]);
+  const [row] = await query<{ n: number }>(db.fork(), `select count(*)::int as n from ${table} where organization_id = $1`, [organizationId]);
   return Number(row!.n);
 }
 
 /** Checks the counters against the rows: message_count of every chat equals its messages. */
 async function countersMatch(db: Database, organizationId: string): Promise<boolean> {
-  const [row] = await db.fork().execute<{ n: number }[]>(
+  const [row] = await query<{ n: number }>(
+    db.fork(),
     `select count(*)::int as n from chats c
-      where c.organization_id = ?
-        and c.message_count <> (select count(*) from messages m where m.organization_id = c.organization_id and m.chat_id = c.id)`,
+      where c.organization_id = $1
+        and c.message_count <> (select count(*) from messages m where m.organization_id = $1 and m.chat_id = c.id)`,
     [organizationId],
   );
   return Number(row!.n) === 0;
@@ -176,19 +184,19 @@ values ('${organizationId}', gen_random_uuid(), ${chatArray(chats)}[:c], 'user',
 }
 
 /**
- * The server's own append statement (APPEND_SQL) with the bench's batch of BATCH_SIZE messages for
- * one chat, sent by BATCH_CONNECTIONS loops of this process as the server sends it (one JSON
- * parameter, a named prepared statement on MikroORM's pool), without HTTP: what PostgreSQL and
- * a minimal client take of the batch load. (pgbench cannot make the ids; building the JSON in
- * SQL instead costs PostgreSQL about a third of its throughput.)
+ * The server's own append call (the repository's appendMessages) with the bench's batch of
+ * BATCH_SIZE messages for one chat, sent by BATCH_CONNECTIONS loops of this process as the server
+ * sends it (one JSON parameter, a named prepared statement on MikroORM's pool), without HTTP: what
+ * PostgreSQL and a minimal client take of the batch load. (pgbench cannot make the ids; building
+ * the JSON in SQL instead costs PostgreSQL about a third of its throughput.)
  */
 async function clientBatchStatement(organizationId: string, chats: string[]): Promise<PgbenchResult> {
   const db = await openDatabase({ databaseUrl: databaseUrl(DATABASE), dataDir: 'memory://', databasePoolSize: BATCH_CONNECTIONS });
-  const records = (chatId: string) =>
+  const records = (chatId: string): NewMessage[] =>
     Array.from({ length: BATCH_SIZE }, (_, i) => ({
-      organization_id: organizationId, chat_id: chatId, id: Bun.randomUUIDv7(), role: i % 2 ? 'assistant' : 'user', content: CONTENT,
-      model: i % 2 ? 'gpt-4o' : null, prompt_tokens: i % 2 ? 20 : null, completion_tokens: i % 2 ? 40 : null,
-      total_tokens: i % 2 ? 60 : null, latency_ms: i % 2 ? 800 : null, metadata: {},
+      chatId, id: Bun.randomUUIDv7(), role: i % 2 ? 'assistant' : 'user', content: CONTENT, name: null,
+      model: i % 2 ? 'gpt-4o' : null, promptTokens: i % 2 ? 20 : null, completionTokens: i % 2 ? 40 : null,
+      totalTokens: i % 2 ? 60 : null, latencyMs: i % 2 ? 800 : null, costUsd: null, toolCalls: null, metadata: {}, createdAt: null,
     }));
   const drive = async (seconds: number) => {
     const latencies: number[] = [];
@@ -197,8 +205,7 @@ async function clientBatchStatement(organizationId: string, chats: string[]): Pr
       Array.from({ length: BATCH_CONNECTIONS }, async () => {
         while (performance.now() < end) {
           const started = performance.now();
-          const params = [JSON.stringify(records(chats[Math.floor(Math.random() * chats.length)]!))];
-          await preparedQuery(db.fork(), 'chatlogger_append_messages', APPEND_SQL, params);
+          await appendMessages(db.fork(), organizationId, records(chats[Math.floor(Math.random() * chats.length)]!));
           latencies.push((performance.now() - started) * 1000);
         }
       }),
@@ -390,6 +397,41 @@ async function embeddedScenario(): Promise<Row> {
   };
 }
 
+/** Single messages and batches over HTTP with the data distributed over a Citus cluster. */
+async function citusScenarios(): Promise<Row[]> {
+  const nodes = await citusNodes(CITUS_URL!);
+  if (!nodes.length) throw new Error('BENCH_CITUS_URL is not a database on a Citus coordinator');
+  await dropDatabase(CITUS_URL!, nodes, DATABASE);
+  const url = await createCitusDatabase(CITUS_URL!, nodes, DATABASE);
+  const db = await openDatabase({ databaseUrl: url, dataDir: 'memory://', databasePoolSize: 2 });
+  const rows: Row[] = [];
+  try {
+    await db.migrate();
+    const { organizationId, key, chats } = await tenantWithChats(db, url);
+    const server = await startServer({ DATABASE_URL: url });
+    const cluster = `Citus, coordinator + ${nodes.length - 1} workers`;
+    const messagePaths = chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`);
+    rows.push(
+      await scenario(`${cluster}: single message (${CONNECTIONS} conns)`, server, db, organizationId, 'messages', 1, 0, (seconds) =>
+        wrk(server.url, messagePaths, SINGLE_BODY, key, CONNECTIONS, seconds),
+      ),
+      await scenario(`${cluster}: batch of ${BATCH_SIZE} (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', BATCH_SIZE, 0, (seconds) =>
+        wrk(server.url, messagePaths.map((p) => `${p}/batch`), BATCH_BODY, key, BATCH_CONNECTIONS, seconds),
+      ),
+    );
+    await server.stop();
+    if (!(await countersMatch(db, organizationId))) rows.push({ ...rows[0]!, scenario: `${cluster}: chat counters`, check: 'FAILED: counters differ from rows' });
+  } finally {
+    await db.close();
+    await dropDatabase(CITUS_URL!, nodes, DATABASE);
+  }
+  return rows;
+}
+
+const BATCH_BODY = JSON.stringify({
+  messages: Array.from({ length: BATCH_SIZE }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: CONTENT, ...(i % 2 ? { model: 'gpt-4o', promptTokens: 20, completionTokens: 40, latencyMs: 800 } : {}) })),
+});
+
 async function main() {
   ensureWrk();
   log(`preparing ${DATABASE} on ${new URL(SERVER_URL).host}`);
@@ -399,12 +441,12 @@ async function main() {
   const baseline = pgbenchSingleRow(otherOrganizationId, baselineChats);
   log(`pgbench: ${baseline.tps.toFixed(0)} tps, p99 ${ms(baseline.p99)}`);
   // For reference: the same INSERT into a copy of messages with its indexes but without its
-  // foreign key and analytics triggers, i.e. what the table's bookkeeping costs per row.
-  await db.fork().execute(`create table bench_plain_messages (like messages including all)`);
+  // foreign key, i.e. what checking the chat costs per row.
+  await query(db.fork(), `create table bench_plain_messages (like messages including all)`, []);
   const plain = pgbenchSingleRow(otherOrganizationId, baselineChats, 'bench_plain_messages');
-  log(`pgbench without triggers and foreign key: ${plain.tps.toFixed(0)} tps`);
+  log(`pgbench without the foreign key: ${plain.tps.toFixed(0)} tps`);
   const batchBaseline = SCENARIOS.has('batch') ? await clientBatchStatement(otherOrganizationId, baselineChats) : undefined;
-  if (batchBaseline) log(`the append statement with ${BATCH_SIZE} messages from a client: ${(batchBaseline.tps * BATCH_SIZE).toFixed(0)} messages/s`);
+  if (batchBaseline) log(`the append call with ${BATCH_SIZE} messages from a client: ${(batchBaseline.tps * BATCH_SIZE).toFixed(0)} messages/s`);
   const baselineRow = (scenario: string, result: PgbenchResult, perTransaction = 1): Row => ({
     scenario,
     requestsPerSecond: result.tps,
@@ -418,18 +460,15 @@ async function main() {
   });
   const rows: Row[] = [
     baselineRow(`pgbench INSERT into messages (${CONNECTIONS} clients)`, baseline),
-    baselineRow(`pgbench INSERT, same indexes, no triggers/FK`, plain),
+    baselineRow(`pgbench INSERT, same indexes, no FK`, plain),
   ];
-  if (batchBaseline) rows.push(baselineRow(`append statement from a client, ${BATCH_SIZE} messages (${BATCH_CONNECTIONS} connections)`, batchBaseline, BATCH_SIZE));
+  if (batchBaseline) rows.push(baselineRow(`append call from a client, ${BATCH_SIZE} messages (${BATCH_CONNECTIONS} connections)`, batchBaseline, BATCH_SIZE));
 
   const server = await startServer({ DATABASE_URL: databaseUrl(DATABASE) });
   await Bun.sleep(3000);
   const idleRss = server.rssKb();
   log(`server idle RSS ${mb(idleRss)}`);
   const messagePaths = chats.map((id) => `/api/v1/orgs/bench-a/chats/${id}/messages`);
-  const batch = JSON.stringify({
-    messages: Array.from({ length: BATCH_SIZE }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: CONTENT, ...(i % 2 ? { model: 'gpt-4o', promptTokens: 20, completionTokens: 40, latencyMs: 800 } : {}) })),
-  });
   if (SCENARIOS.has('single')) rows.push(
     await scenario(`single message (${CONNECTIONS} conns)`, server, db, organizationId, 'messages', 1, baseline.tps, (seconds) =>
       wrk(server.url, messagePaths, SINGLE_BODY, key, CONNECTIONS, seconds),
@@ -437,7 +476,7 @@ async function main() {
   );
   if (SCENARIOS.has('batch')) rows.push(
     await scenario(`batch of ${BATCH_SIZE} (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', BATCH_SIZE, baseline.tps, (seconds) =>
-      wrk(server.url, messagePaths.map((p) => `${p}/batch`), batch, key, BATCH_CONNECTIONS, seconds),
+      wrk(server.url, messagePaths.map((p) => `${p}/batch`), BATCH_BODY, key, BATCH_CONNECTIONS, seconds),
     ),
   );
   const chatBody = JSON.stringify({ title: 'Order status', externalUserId: 'user-42', tags: ['orders'] });
@@ -452,6 +491,7 @@ async function main() {
 
   // Embedded database: the same single-message load against PGlite in a fresh data directory.
   if (SCENARIOS.has('embedded')) rows.push(await embeddedScenario());
+  if (CITUS_URL) rows.push(...(await citusScenarios()));
 
   console.log();
   console.log(
