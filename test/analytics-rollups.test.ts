@@ -399,13 +399,29 @@ describe('concurrent writers', () => {
     createdAt: at,
   });
 
+  /**
+   * The rollup shard this transaction holds. It is a setting of the transaction on the node that
+   * wrote the rollups: on Citus the organization's worker, which a query about the organization
+   * reaches (within the same transaction, on the same connection).
+   */
+  async function shardOf(tx: Em, organizationId: string): Promise<number> {
+    const [row] = await query<{ shard: string }>(
+      tx,
+      `select current_setting('chatlogger.analytics_shard') as shard from organizations o
+         left join lateral (select 1 from analytics_slots s where s.organization_id = $1 limit 1) s on true
+        where o.id = $1`,
+      [organizationId],
+    );
+    return Number(row!.shard);
+  }
+
   /** Messages appended in one transaction of its own connection, held open for `holdMs`. */
   async function appendAndHold(organizationId: string, chatId: string, holdMs: number, at: string) {
     return t.db.fork().transactional(async (tx) => {
       await conversations.appendMessages(tx, organizationId, Array.from({ length: 50 }, (_, k) => message(chatId, at, k)));
-      const [shard] = await query<{ shard: string }>(tx, `select current_setting('chatlogger.analytics_shard') as shard`, []);
+      const shard = await shardOf(tx, organizationId);
       await query(tx, `select pg_sleep($1)`, [holdMs / 1000]);
-      return Number(shard!.shard);
+      return shard;
     });
   }
 
@@ -462,20 +478,24 @@ describe('concurrent writers', () => {
     const at = '2025-08-03T10:00:00Z';
     const chatId = await createChat(fresh, [], null, at);
     const shards = await t.db.fork().transactional(async (tx) => {
-      const seen: string[] = [];
+      const seen: number[] = [];
       for (let i = 0; i < 3; i++) {
         await conversations.appendMessages(tx, fresh.orgId, [message(chatId, at, i)]);
-        const [row] = await query<{ shard: string }>(tx, `select current_setting('chatlogger.analytics_shard') as shard`, []);
-        seen.push(row!.shard);
+        seen.push(await shardOf(tx, fresh.orgId));
       }
       return seen;
     });
     expect(new Set(shards).size).toBe(1);
-    const [row] = await t.db.fork().execute<{ shard: string | null; held: number }[]>(
-      `select nullif(current_setting('chatlogger.analytics_shard', true), '') as shard,
-              (select count(*)::int from pg_locks where locktype = 'advisory' and classid = 20261124 and pid = pg_backend_pid()) as held`,
+    // Given back: no advisory lock of the shards' class is held by anyone once it committed.
+    const [row] = await query<{ held: number }>(
+      t.db.fork(),
+      `select count(*)::int as held from pg_locks l
+         join organizations o on o.id = $1
+         left join lateral (select 1 from analytics_slots s where s.organization_id = $1 limit 1) s on true
+        where l.locktype = 'advisory' and l.classid = 20261124`,
+      [fresh.orgId],
     );
-    expect(row).toEqual({ shard: null, held: 0 });
+    expect(row).toEqual({ held: 0 });
     await expectRollupsExact(fresh.orgId);
   });
 });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { components } from '../src/generated/openapi.ts';
-import { toPgArray } from '../src/modules/conversations/conversations.repository.ts';
+import * as conversations from '../src/modules/conversations/conversations.repository.ts';
+import type { NewMessage } from '../src/modules/conversations/conversations.repository.ts';
 import { CHAT_COLUMNS, EXPORT_PAGE_SIZE, MESSAGE_COLUMNS, exportReads } from '../src/modules/exports/exports.service.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { addUser, createTenant, createTestApp, type Tenant, type TestApp, appendBatch } from './support/harness.ts';
@@ -34,13 +35,15 @@ async function ingestChat(tenant: Tenant, body: ChatCreate = {}): Promise<Chat> 
 
 const appendMessages = (tenant: Tenant, chatId: string, messages: MessageCreate[]) => appendBatch(t, tenant, chatId, messages);
 
-/** Inserted directly, because only the database lets a test choose a chat's creation time. */
+/**
+ * Created as the product creates chats (so that, on Citus too, it carries the transaction id of
+ * its organization's node), then dated in SQL: only the database lets a test choose a chat's
+ * creation time.
+ */
 async function insertChat(orgId: string, seed: { createdAt: string; tags?: string[]; externalUserId?: string | null }): Promise<string> {
   const id = crypto.randomUUID();
-  await t.db.fork().execute(
-    `insert into chats (organization_id, id, tags, external_user_id, created_at, updated_at) values (?, ?, ?::text[], ?, ?, ?)`,
-    [orgId, id, toPgArray(seed.tags ?? []), seed.externalUserId ?? null, seed.createdAt, seed.createdAt],
-  );
+  await conversations.createChats(t.db.fork(), orgId, [{ id, title: null, tags: seed.tags ?? [], metadata: {}, externalUserId: seed.externalUserId ?? null, source: null }]);
+  await t.db.fork().execute(`update chats set created_at = ?, updated_at = ? where organization_id = ? and id = ?`, [seed.createdAt, seed.createdAt, orgId, id]);
   return id;
 }
 
@@ -201,18 +204,14 @@ describe('snapshots', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     let written!: () => void;
     const ready = new Promise<void>((resolve) => (written = resolve));
+    const message = (chatId: string, content: string): NewMessage => ({
+      id: crypto.randomUUID(), chatId, role: 'user', content, name: null, model: null, promptTokens: null, completionTokens: null,
+      totalTokens: null, latencyMs: null, costUsd: null, toolCalls: null, metadata: {}, createdAt: '2000-01-01T00:00:00Z',
+    });
+    // Written as ingestion writes, in a transaction held open while the exports are created.
     const open = t.db.fork().transactional(async (tx) => {
-      await tx.execute(`insert into chats (organization_id, id, created_at, updated_at) values (?, ?, '2000-01-01Z', '2000-01-01Z')`, [tenant.orgId, lateChat]);
-      await tx.execute(`insert into messages (organization_id, id, chat_id, role, content, created_at) values (?, ?, ?, 'user', 'in flight', '2000-01-01Z')`, [
-        tenant.orgId,
-        crypto.randomUUID(),
-        lateChat,
-      ]);
-      await tx.execute(`insert into messages (organization_id, id, chat_id, role, content, created_at) values (?, ?, ?, 'user', 'in flight, old chat', '2000-01-01Z')`, [
-        tenant.orgId,
-        crypto.randomUUID(),
-        before.chat.id,
-      ]);
+      await conversations.createChats(tx, tenant.orgId, [{ id: lateChat, title: null, tags: [], metadata: {}, externalUserId: null, source: null }]);
+      await conversations.appendMessages(tx, tenant.orgId, [message(lateChat, 'in flight'), message(before.chat.id, 'in flight, old chat')]);
       written();
       await gate;
     });

@@ -14,13 +14,15 @@ import { ingestWriters, type IngestWriters } from '../src/modules/ingestion/writ
 import { prepareAppend } from '../src/modules/messages/messages.service.ts';
 import { metrics } from '../src/observability/metrics.ts';
 import { createTenant, createTestApp, testConfig, type Tenant, type TestApp } from './support/harness.ts';
-import { createServerDatabase, testDatabaseKind } from './support/database.ts';
+import { createServerDatabase, onCitus, testDatabaseKind } from './support/database.ts';
 import { childEnv, killAll, parseJson, startServer, stopProcess } from './support/process.ts';
 
 // Real databases and servers on a busy machine: more than bun's 5 s default.
 setDefaultTimeout(30_000);
 
 type Json = Record<string, unknown>;
+
+const citus = await onCitus();
 
 describe('GroupCommit', () => {
   const echo = (groups: number[][]) => async (items: number[]): Promise<Outcome<number>[]> => {
@@ -180,7 +182,7 @@ describe('group commit through the ingestion API', () => {
     expect(await messageCount(chatId)).toBe(1);
   });
 
-  test('a refused request does not fail its neighbours in the group: 404, 409 and a row the database rejects', async () => {
+  test.skipIf(citus)('a refused request does not fail its neighbours in the group: 404, 409 and a row the database rejects (not on Citus: a test trigger makes the row fail, and Citus runs no triggers on distributed tables)', async () => {
     const chatId = await newChat();
     const otherChatId = await newChat();
     const taken = crypto.randomUUID();
@@ -218,7 +220,7 @@ describe('group commit through the ingestion API', () => {
     expect(await messageCount(chatId)).toBe(2);
   });
 
-  test('a database error that hits the whole group reaches every request waiting in it, none hangs', async () => {
+  test.skipIf(citus)('a database error that hits the whole group reaches every request waiting in it, none hangs (not on Citus: the error comes from a test trigger, and Citus runs no triggers on distributed tables)', async () => {
     const victim = await createTenant(t);
     const chatId = await newChat(victim);
     await t.db.fork().execute(`
@@ -295,7 +297,8 @@ describe('shutdown with groups pending', () => {
     };
     const token = String((await call('/auth/login', { email, password })).body.token);
     const auth = { authorization: `Bearer ${token}` };
-    expect((await call('/orgs', { name: 'Group', slug: 'group' }, auth)).status).toBe(201);
+    const org = await call('/orgs', { name: 'Group', slug: 'group' }, auth);
+    expect(org.status).toBe(201);
     const key = String((await call('/orgs/group/apikeys', { label: 'k' }, auth)).body.key);
     const chat = await call('/api/v1/orgs/group/chats', { title: 'shutdown' }, { 'x-organization-api-key': key });
     expect(chat.status).toBe(201);
@@ -316,10 +319,11 @@ describe('shutdown with groups pending', () => {
     try {
       const [row] = await db
         .fork()
-        .execute<{ n: number; counter: number }[]>(`select count(*)::int as n, (select message_count from chats where id = ?) as counter from messages where chat_id = ?`, [
-          chat.body.id,
-          chat.body.id,
-        ]);
+        .execute<{ n: number; counter: number }[]>(
+          `select count(*)::int as n, (select message_count from chats where organization_id = ? and id = ?) as counter
+             from messages where organization_id = ? and chat_id = ?`,
+          [org.body.id, chat.body.id, org.body.id, chat.body.id],
+        );
       expect(Number(row!.n)).toBe(10);
       expect(Number(row!.counter)).toBe(10);
     } finally {

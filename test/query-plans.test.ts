@@ -51,16 +51,26 @@ interface PlanNode {
   'Index Name'?: string;
   'Index Cond'?: string;
   Plans?: PlanNode[];
+  /** On Citus: the plan of each task, on the node that runs it. */
+  'Distributed Query'?: { Job: { Tasks: { 'Remote Plan': { Plan: PlanNode }[][] }[] } };
 }
 
-/** Every index read of a plan (sub-plans included), as `<node type> on <index>: <index condition>`. */
+/**
+ * Every index read of a plan (sub-plans and, on Citus, the plans of the tasks on the workers
+ * included), as `<node type> on <index>: <index condition>`; a shard's index is named as the
+ * index it is a copy of.
+ */
 function indexScans(node: PlanNode): string[] {
-  const own = node['Index Name'] ? [`${node['Node Type']} on ${node['Index Name']}: ${node['Index Cond'] ?? ''}`] : [];
-  return [...own, ...(node.Plans ?? []).flatMap(indexScans)];
+  const index = node['Index Name']?.replace(/_\d+$/, '');
+  const own = index ? [`${node['Node Type']} on ${index}: ${node['Index Cond'] ?? ''}`] : [];
+  const tasks = node['Distributed Query']?.Job.Tasks.flatMap((task) => task['Remote Plan'].flat().map((plan) => plan.Plan)) ?? [];
+  return [...own, ...(node.Plans ?? []).flatMap(indexScans), ...tasks.flatMap(indexScans)];
 }
 
 async function planOf({ sql, params }: Sql): Promise<string[]> {
   return t.db.fork().transactional(async (tx) => {
+    // On Citus the plan that matters is the worker's: the setting travels there only when asked.
+    await query(tx, `set local citus.propagate_set_commands = 'local'`, []);
     await query(tx, 'set local enable_seqscan = off', []);
     const [row] = await query(tx, `explain (format json) ${sql}`, params);
     const raw = row!['QUERY PLAN'];

@@ -71,7 +71,9 @@ export async function createCitusDatabase(adminUrl: string, nodes: CitusNode[], 
 
 /** Drops database `name` on every node (on one server when `nodes` is empty). */
 export async function dropDatabase(adminUrl: string, nodes: CitusNode[], name: string): Promise<void> {
-  for (const node of nodes.length ? nodes : [undefined]) {
-    await withDatabase(urlOf(adminUrl, databaseOf(adminUrl), node), (db) => query(db.fork(), `drop database if exists ${name} with (force)`, []));
-  }
+  await Promise.all(
+    (nodes.length ? nodes : [undefined]).map((node) =>
+      withDatabase(urlOf(adminUrl, databaseOf(adminUrl), node), (db) => query(db.fork(), `drop database if exists ${name} with (force)`, [])),
+    ),
+  );
 }

@@ -52,5 +52,7 @@ export function testDatabase(): Promise<Database> {
 export async function closeTestDatabases(): Promise<void> {
   if (shared) await (await shared).close();
   if (!serverUrl) return;
-  for (const name of created) await dropDatabase(serverUrl, await cluster(), name);
+  // Each drop waits for a checkpoint: the databases (and their nodes) are dropped together.
+  const nodes = await cluster();
+  await Promise.all(created.map((name) => dropDatabase(serverUrl, nodes, name)));
 }
