@@ -20,6 +20,7 @@ import type { Tracing } from './observability/tracing.ts';
 import { systemRoutes } from './modules/system/system.routes.ts';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.ts';
 import { ingestWriters, type IngestWriters } from './modules/ingestion/writers.ts';
+import { otelRoutes } from './modules/otel/otel.routes.ts';
 import { authRoutes } from './modules/auth/auth.routes.ts';
 import { userRoutes } from './modules/users/users.routes.ts';
 import { orgRoutes } from './modules/orgs/orgs.routes.ts';
@@ -48,6 +49,7 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
   const context = requestContext(db);
   const authn = auth(config, context);
   const limiter = new RateLimiter(rateLimitStore, log);
+  const rateLimit = ingestRateLimit(config, limiter);
   return new Elysia()
     .use(requestLog(log))
     .use(tracing?.plugin ?? new Elysia({ name: 'request-tracing' }))
@@ -56,11 +58,14 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
     .use(headerLimit(config.maxHeaderBytes))
     .use(cors(config, db))
     .use(csrf(config))
+    // OTLP bodies (protobuf, gzip) are read by their route after authentication; global hooks
+    // apply to the routes registered after them, so this comes before the JSON body parser.
+    .use(otelRoutes(config, authn, rateLimit))
     .use(jsonBody(config.maxBodyBytes))
     .use(pathParams)
     .use(systemRoutes(config, db))
     .use(metricsRoutes(config))
-    .use(ingestionRoutes(authn, writers, ingestRateLimit(config, limiter)))
+    .use(ingestionRoutes(authn, writers, rateLimit))
     .use(authRoutes(config, authn, new LoginThrottle(limiter, config)))
     .use(userRoutes(authn))
     .use(orgRoutes(authn))
