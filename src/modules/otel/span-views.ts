@@ -468,11 +468,24 @@ export function userIdOf(a: Attributes): string | null {
   return null;
 }
 
+/**
+ * An agent's output sums up its steps: the final text together with the tool calls and results
+ * of every step (the AI SDK's invoke_agent and ai.generateText spans). The steps' own model-call
+ * and tool spans say each of those where it happened; the wrapper adds only the final text.
+ */
+function asWrapperSaid(entry: Entry): Entry[] {
+  if (entry.side === 'input') return [entry];
+  if (entry.role === 'tool') return [];
+  if (entry.text === '' && entry.attachments.length === 0) return [];
+  return [{ ...entry, toolCalls: [] }];
+}
+
 /** The span's conversation content, or null for a span that carries none. */
 export function viewOf(span: Span): SpanView | null {
   const a = span.attributes;
   const kind = kindOf(a);
-  const entries = kind === 'tool' ? toolResult(span) : (genAi(span) ?? openInference(span) ?? flattened(span) ?? vercel(span) ?? events(span));
+  let entries = kind === 'tool' ? toolResult(span) : (genAi(span) ?? openInference(span) ?? flattened(span) ?? vercel(span) ?? events(span));
+  if (entries && kind === 'wrapper') entries = entries.flatMap(asWrapperSaid);
   if (!entries || entries.length === 0) return null;
   const conversation = conversationIdOf(a);
   return {
