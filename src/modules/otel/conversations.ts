@@ -133,7 +133,7 @@ function sightingsOf(view: SpanView, chatId: string): Sighting[] {
   const { span, kind } = view;
   const inputs = view.entries.filter((e) => e.side === 'input');
   const start = micros(span.startUnixNano);
-  const end = micros(span.endUnixNano);
+  const end = micros(view.outputUnixNano);
   const reasons = finishReasons(span.attributes);
   const occurrences = new Map<string, number>();
   const seenResults = new Set<string>();
@@ -169,6 +169,20 @@ function sightingsOf(view: SpanView, chatId: string): Sighting[] {
     });
   }
   return sightings;
+}
+
+/**
+ * A tool's result comes after the message that asked for it, even when the tool's span ended
+ * before the span of the model call that asked (clocks, or a call span that outlasts its tools).
+ */
+function resultsAfterCalls(best: Map<string, Sighting>): void {
+  const askedAt = new Map<string, bigint>();
+  for (const s of best.values()) for (const call of s.entry.toolCalls) if (call.id) askedAt.set(call.id, s.at);
+  let shift = 0n;
+  for (const [id, s] of best) {
+    const asked = s.entry.toolCallId ? askedAt.get(s.entry.toolCallId) : undefined;
+    if (asked !== undefined && s.at <= asked) best.set(id, { ...s, at: asked + 1n + shift++ });
+  }
 }
 
 const better = (a: Sighting, b: Sighting) => a.priority > b.priority || (a.priority === b.priority && a.at < b.at);
@@ -225,7 +239,7 @@ function messageOf(best: Sighting): MessageCreate & { id: string; createdAt: str
     model: produced && view.model ? storable(cut(view.model, MAX_NAME)) : null,
     promptTokens: usage ? int(view.promptTokens) : null,
     completionTokens: usage ? int(view.completionTokens) : null,
-    latencyMs: usage || view.kind === 'tool' ? int(Math.round(Number(span.endUnixNano - span.startUnixNano) / 1e6)) : null,
+    latencyMs: usage || view.kind === 'tool' ? int(Math.round(Number(view.outputUnixNano - span.startUnixNano) / 1e6)) : null,
     costUsd: usage && view.costUsd !== null && view.costUsd >= 0 && view.costUsd <= 1e9 ? view.costUsd : null,
     ...(toolCalls.value === undefined ? {} : { toolCalls: toolCalls.value }),
     metadata,
@@ -345,6 +359,7 @@ export function mapSpans(spans: Span[]): Mapping {
       }
     }
     const chat = chatOf(chatId, views, all, label, userId);
+    resultsAfterCalls(best);
     const messages = [...best.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map(messageOf);
     const spanIds = views.map((view) => view.span.spanId);
     // The contract's own rules, as for the REST API: a conversation that breaks them is refused

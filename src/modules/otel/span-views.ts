@@ -61,6 +61,8 @@ export interface SpanView {
   promptTokens: number | null;
   completionTokens: number | null;
   costUsd: number | null;
+  /** When the output was produced (ns): the span's end, or the response time it records. */
+  outputUnixNano: bigint;
 }
 
 /** A span whose conversation data cannot be read (its spans are reported as rejected). */
@@ -500,7 +502,20 @@ export function viewOf(span: Span): SpanView | null {
     promptTokens: num(first(a['gen_ai.usage.input_tokens'], a['gen_ai.usage.prompt_tokens'], a['llm.token_count.prompt'], a['ai.usage.inputTokens'], a['ai.usage.promptTokens'])),
     completionTokens: num(first(a['gen_ai.usage.output_tokens'], a['gen_ai.usage.completion_tokens'], a['llm.token_count.completion'], a['ai.usage.outputTokens'], a['ai.usage.completionTokens'])),
     costUsd: num(first(a['gen_ai.usage.cost'], a['llm.cost.total'])),
+    outputUnixNano: outputTime(span),
   };
+}
+
+/**
+ * The AI SDK's ai.*.doGenerate span lasts until the tools it asked for have run, so its end is
+ * after their results; its ai.response.timestamp is when the model answered.
+ */
+function outputTime(span: Span): bigint {
+  const stamp = span.attributes['ai.response.timestamp'];
+  const ms = typeof stamp === 'string' ? Date.parse(stamp) : NaN;
+  if (!Number.isFinite(ms)) return span.endUnixNano;
+  const at = BigInt(ms) * 1_000_000n;
+  return at >= span.startUnixNano && at <= span.endUnixNano ? at : span.endUnixNano;
 }
 
 /** Finish reasons by output position, from gen_ai.response.finish_reasons when messages lack them. */
