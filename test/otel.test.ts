@@ -313,7 +313,7 @@ describe('the Vercel AI SDK', () => {
 describe('OTLP answers', () => {
   const path = (tenant: Tenant) => `/api/v1/orgs/${tenant.slug}/otel/v1/traces`;
 
-  async function post(tenant: Tenant, body: BodyInit, headers: Record<string, string>): Promise<Response> {
+  async function post(tenant: Tenant, body: string | Uint8Array, headers: Record<string, string>): Promise<Response> {
     const response = await t.fetch(path(tenant), { method: 'POST', headers: { 'x-organization-api-key': tenant.apiKey, ...headers }, body });
     await checkResponse('POST', TRACES, response);
     return response;
@@ -395,7 +395,7 @@ describe('OTLP answers', () => {
     }
     const badGzip = await post(acme, 'not gzip', { 'content-type': 'application/json', 'content-encoding': 'gzip' });
     expect(badGzip.status).toBe(400);
-    for (const headers of [{ 'content-type': 'text/plain' }, { 'content-type': 'application/json', 'content-encoding': 'br' }]) {
+    for (const headers of <Record<string, string>[]>[{ 'content-type': 'text/plain' }, { 'content-type': 'application/json', 'content-encoding': 'br' }]) {
       const response = await post(acme, '{}', headers);
       expect(response.status).toBe(415);
       expect(response.headers.get('content-type')).toBe('application/problem+json');
