@@ -55,16 +55,29 @@ export function uuidV5(name: string): string {
 export const chatIdOf = (conversation: { id: string } | { traceId: string }) =>
   uuidV5('id' in conversation ? `conversation:${conversation.id}` : `trace:${conversation.traceId}`);
 
-function contentKey(entry: Entry): string {
+/** What identifies a message's content: its role, text and tool calls. */
+function contentOf(entry: Entry): string {
   const calls = entry.toolCalls.map((call) => call.id ?? `${call.name}(${call.arguments})`).join('\u0000');
-  return new Bun.CryptoHasher('sha256').update(`${entry.role}\u0000${entry.text}\u0000${calls}`).digest('hex');
+  return `${entry.role}\u0000${entry.text}\u0000${calls}`;
+}
+
+/**
+ * A message's id from its identity (see the top of this file). Only the sighting kept for each
+ * message is hashed: a request's spans show every message many times.
+ */
+function messageId(chatId: string, identity: Sighting['identity']): string {
+  if ('toolCallId' in identity) return uuidV5(`${chatId}/tool-result/${identity.toolCallId}`);
+  const digest = new Bun.CryptoHasher('sha256').update(identity.content).digest('hex');
+  return uuidV5(`${chatId}/${digest}/${identity.n}`);
 }
 
 // Which sighting of a message describes it best.
 const PRIORITY = { llmOutput: 5, toolOutput: 4, llmInput: 3, wrapperOutput: 2, wrapperInput: 1 } as const;
 
 interface Sighting {
-  id: string;
+  /** Equal for every sighting of one message (within its chat). */
+  key: string;
+  identity: { toolCallId: string } | { content: string; n: number };
   entry: Entry;
   view: SpanView;
   priority: number;
@@ -129,7 +142,7 @@ function isoMicros(us: bigint): string {
   return `${iso.slice(0, 23)}${String(us % 1000n).padStart(3, '0')}Z`;
 }
 
-function sightingsOf(view: SpanView, chatId: string): Sighting[] {
+function sightingsOf(view: SpanView): Sighting[] {
   const { span, kind } = view;
   const inputs = view.entries.filter((e) => e.side === 'input');
   const start = micros(span.startUnixNano);
@@ -141,16 +154,19 @@ function sightingsOf(view: SpanView, chatId: string): Sighting[] {
   let inputIndex = 0;
   let outputIndex = 0;
   for (const entry of view.entries) {
-    let id: string;
+    let key: string;
+    let identity: Sighting['identity'];
     if (entry.role === 'tool' && entry.toolCallId) {
       if (seenResults.has(entry.toolCallId)) continue;
       seenResults.add(entry.toolCallId);
-      id = uuidV5(`${chatId}/tool-result/${entry.toolCallId}`);
+      key = `tool-result\u0000${entry.toolCallId}`;
+      identity = { toolCallId: entry.toolCallId };
     } else {
-      const key = contentKey(entry);
-      const n = occurrences.get(key) ?? 0;
-      occurrences.set(key, n + 1);
-      id = uuidV5(`${chatId}/${key}/${n}`);
+      const content = contentOf(entry);
+      const n = occurrences.get(content) ?? 0;
+      occurrences.set(content, n + 1);
+      key = `${n}\u0000${content}`;
+      identity = { content, n };
     }
     // Inputs were said before the call started, in order; outputs when it ended.
     const isInput = entry.side === 'input';
@@ -159,7 +175,8 @@ function sightingsOf(view: SpanView, chatId: string): Sighting[] {
       kind === 'tool' ? PRIORITY.toolOutput : kind === 'llm' ? (isInput ? PRIORITY.llmInput : PRIORITY.llmOutput) : isInput ? PRIORITY.wrapperInput : PRIORITY.wrapperOutput;
     const isFirstOutput = !isInput && outputIndex === 1;
     sightings.push({
-      id,
+      key,
+      identity,
       entry,
       view,
       priority,
@@ -216,7 +233,7 @@ function toolCallsOf(entry: Entry): { value: unknown; truncated: boolean } {
   return { value: calls, truncated: true };
 }
 
-function messageOf(best: Sighting): MessageCreate & { id: string; createdAt: string } {
+function messageOf(chatId: string, best: Sighting): MessageCreate & { id: string; createdAt: string } {
   const { entry, view } = best;
   const span = view.span;
   const content = storable(entry.text);
@@ -232,7 +249,7 @@ function messageOf(best: Sighting): MessageCreate & { id: string; createdAt: str
   const usage = best.carriesUsage;
   const produced = entry.side === 'output' && entry.role === 'assistant';
   return {
-    id: best.id,
+    id: messageId(chatId, best.identity),
     role: entry.role,
     content: cut(content, MAX_CONTENT),
     name: entry.name ? storable(cut(entry.name, MAX_NAME)) : null,
@@ -352,15 +369,15 @@ export function mapSpans(spans: Span[]): Mapping {
     const best = new Map<string, Sighting>();
     const all: Sighting[] = [];
     for (const view of views) {
-      for (const sighting of sightingsOf(view, chatId)) {
+      for (const sighting of sightingsOf(view)) {
         all.push(sighting);
-        const current = best.get(sighting.id);
-        if (!current || better(sighting, current)) best.set(sighting.id, sighting);
+        const current = best.get(sighting.key);
+        if (!current || better(sighting, current)) best.set(sighting.key, sighting);
       }
     }
     const chat = chatOf(chatId, views, all, label, userId);
     resultsAfterCalls(best);
-    const messages = [...best.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map(messageOf);
+    const messages = [...best.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map((sighting) => messageOf(chatId, sighting));
     const spanIds = views.map((view) => view.span.spanId);
     // The contract's own rules, as for the REST API: a conversation that breaks them is refused
     // whole (its spans are reported), never half-stored.
