@@ -196,6 +196,20 @@ describe('the OpenTelemetry JS SDK exporters', () => {
     expect((await chatOf(tenant, chatIdOf({ id: 'env-conversation-1' }))).source).toBe('env-configured-app');
   });
 
+  test('OpenLLMetry (Traceloop SDK) with TRACELOOP_BASE_URL and TRACELOOP_API_KEY', async () => {
+    const tenant = await createTenant(t);
+    const child = spawnBun(
+      ['test/support/otel-traceloop-app.ts', 'openllmetry-session-1'],
+      childEnv({ TRACELOOP_BASE_URL: endpointOf(tenant), TRACELOOP_API_KEY: tenant.apiKey, TRACELOOP_TELEMETRY: 'false' }),
+    );
+    expect(await child.exited).toBe(0);
+    const chatId = chatIdOf({ id: 'openllmetry-session-1' });
+    const messages = await expectSingleChat(tenant, chatId, ['system: Be brief.', 'user: Hello', 'assistant: You said: Hello', 'user: How are you?', 'assistant: You said: How are you?']);
+    expect(messages[2]).toMatchObject({ model: 'gpt-4o-mini-2024-07-18', promptTokens: 20, completionTokens: 4 });
+    expect(messages[4]).toMatchObject({ promptTokens: 40, completionTokens: 4 });
+    expect(await chatOf(tenant, chatId)).toMatchObject({ source: 'openllmetry-app', externalUserId: 'customer-9' });
+  });
+
   test('Authorization: Bearer with the API key works like the header', async () => {
     const tenant = await createTenant(t);
     const { tracer, provider } = pipeline(exporterFor(tenant, 'json', { bearer: true }));
