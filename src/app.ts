@@ -58,13 +58,14 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
     .use(headerLimit(config.maxHeaderBytes))
     .use(cors(config, db))
     .use(csrf(config))
-    // OTLP bodies (protobuf, gzip) are read by their route after authentication; global hooks
-    // apply to the routes registered after them, so this comes before the JSON body parser.
+    // Global hooks apply to the routes registered after them. The system routes come before the
+    // request context (its entity manager), which the OTLP route brings; OTLP bodies (protobuf,
+    // gzip) are read by their route after authentication, so it comes before the JSON parser.
+    .use(systemRoutes(config, db))
+    .use(metricsRoutes(config))
     .use(otelRoutes(config, authn, rateLimit))
     .use(jsonBody(config.maxBodyBytes))
     .use(pathParams)
-    .use(systemRoutes(config, db))
-    .use(metricsRoutes(config))
     .use(ingestionRoutes(authn, writers, rateLimit))
     .use(authRoutes(config, authn, new LoginThrottle(limiter, config)))
     .use(userRoutes(authn))
