@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { context as otelContext, trace, type Attributes as OtelAttributes, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -23,6 +23,9 @@ import { createTenant, createTestApp, type Tenant, type TestApp } from './suppor
  * real generateText runs (mock models from `ai/test`). Conversations are read back through the
  * dashboard API.
  */
+
+// Real exporters, child processes and argon2-hashed fixtures on a shared 2-core machine.
+setDefaultTimeout(60_000);
 
 type Message = components['schemas']['Message'];
 type Chat = components['schemas']['Chat'];
