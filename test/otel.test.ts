@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { context as otelContext, trace, type Attributes as OtelAttributes, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -50,11 +50,14 @@ function exporterFor(tenant: Tenant, kind: 'protobuf' | 'json', options: { compr
   return kind === 'protobuf' ? new ProtoExporter(config) : new JsonExporter(config);
 }
 
-/** A tracer whose spans are also kept in memory, to be re-sent or sent in another order. */
+/**
+ * A tracer exporting through a BatchSpanProcessor (what SDK set-ups use), whose spans are also
+ * kept in memory, to be re-sent or sent in another order.
+ */
 function pipeline(exporter: SpanExporter | null, service = 'support-bot') {
   const memory = new InMemorySpanExporter();
-  const processors = [new SimpleSpanProcessor({ exporter: memory })];
-  if (exporter) processors.push(new SimpleSpanProcessor({ exporter }));
+  const processors: (SimpleSpanProcessor | BatchSpanProcessor)[] = [new SimpleSpanProcessor({ exporter: memory })];
+  if (exporter) processors.push(new BatchSpanProcessor({ exporter }));
   const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': service }), spanProcessors: processors });
   return { tracer: provider.getTracer('test'), provider, spans: () => memory.getFinishedSpans() };
 }
@@ -186,6 +189,33 @@ describe('the OpenTelemetry JS SDK exporters', () => {
     // The last call's history arrived first: the earlier answers are in it, without their usage
     // (the first stored sighting of a message is kept); the last answer has its own.
     expect(messages[5]).toMatchObject({ promptTokens: 50, model: 'gpt-4o-2024-08-06' });
+  });
+
+  test('a tool span exported before the model calls around it: the transcript keeps the conversation order', async () => {
+    const { tracer, spans } = pipeline(null);
+    const conversation = { 'gen_ai.conversation.id': `tool-first-${crypto.randomUUID()}` };
+    const question = text('user', 'Is my parcel late?');
+    const call = { role: 'assistant', parts: [{ type: 'tool_call', id: 'call-77', name: 'track', arguments: { parcel: 42 } }] };
+    const result = { role: 'tool', parts: [{ type: 'tool_call_response', id: 'call-77', response: { status: 'delivered' } }] };
+    const first = tracer.startSpan('chat', { attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.input.messages': JSON.stringify([question]), ...conversation } });
+    await sleep(5);
+    first.setAttribute('gen_ai.output.messages', JSON.stringify([call]));
+    first.end();
+    const toolSpan = tracer.startSpan('execute_tool track', {
+      attributes: { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'track', 'gen_ai.tool.call.id': 'call-77', 'gen_ai.tool.call.result': '{"status":"delivered"}', ...conversation },
+    });
+    await sleep(5);
+    toolSpan.end();
+    await modelCall(tracer, [question, call, result], 'It was delivered.', conversation, 5);
+    const [firstSpan, toolRecorded, lastSpan] = spans();
+    const exporter = exporterFor(acme, 'protobuf');
+    for (const batch of [[toolRecorded!], [lastSpan!], [firstSpan!]]) await exportSpans(exporter, batch);
+    await expectSingleChat(acme, chatIdOf({ id: conversation['gen_ai.conversation.id'] }), [
+      'user: Is my parcel late?',
+      'assistant: ',
+      'tool: {"status":"delivered"}',
+      'assistant: It was delivered.',
+    ]);
   });
 
   test('an application configured by environment variables only', async () => {

@@ -391,6 +391,42 @@ export function mapSpans(spans: Span[]): Mapping {
   return { conversations, rejected };
 }
 
+const microsOfIso = (iso: string): bigint => BigInt(Date.parse(iso)) * 1000n + BigInt(iso.slice(23, 26));
+
+/**
+ * Messages already stored keep their time (a write never changes them); the new ones of a
+ * conversation are placed around them in the order this export's spans show. Without this, the
+ * earlier messages that a later call's history brings would be stamped after what an earlier
+ * export stored (a tool's result stored from its own span, before the call that asked for it).
+ */
+export function placeAmongStored(conversation: Conversation, storedMicros: ReadonlyMap<string, bigint>): Conversation {
+  const messages = conversation.messages;
+  const times = messages.map((m) => storedMicros.get(m.id) ?? null);
+  if (times.every((t) => t === null)) return conversation;
+  const placed = messages.map((m) => microsOfIso(m.createdAt));
+  let i = 0;
+  while (i < messages.length) {
+    if (times[i] !== null) {
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end + 1 < messages.length && times[end + 1] === null) end++;
+    const lower = i > 0 ? times[i - 1]! : null;
+    const upper = end + 1 < messages.length ? times[end + 1]! : null;
+    let previous = lower;
+    for (let k = i; k <= end; k++) {
+      if (previous !== null && placed[k]! <= previous) placed[k] = previous + 1n;
+      previous = placed[k]!;
+    }
+    if (upper !== null && placed[end]! >= upper) {
+      for (let k = i; k <= end; k++) placed[k] = upper - BigInt(end - k + 1);
+    }
+    i = end + 1;
+  }
+  return { ...conversation, messages: messages.map((m, k) => (times[k] === null ? { ...m, createdAt: isoMicros(placed[k]!) } : m)) };
+}
+
 function contractProblem(chat: ChatCreate, messages: MessageCreate[]): string | null {
   try {
     validateRequest('createChat', { body: chat, query: {} });

@@ -2,7 +2,7 @@ import type { Em } from '../../db/orm.ts';
 import { HttpError } from '../../http/problem.ts';
 import { prepareChat, writeChats } from '../chats/chats.service.ts';
 import { prepareAppend, writeAppends } from '../messages/messages.service.ts';
-import type { Conversation } from './conversations.ts';
+import { placeAmongStored, type Conversation } from './conversations.ts';
 
 /*
  * The only place the OTLP ingestion touches the database: through the chat and message writers
@@ -23,6 +23,17 @@ class Refused extends Error {
   }
 }
 
+/** When the messages of these ids that are stored already were said, in microseconds since the epoch. */
+async function storedTimes(em: Em, organizationId: string, ids: string[]): Promise<Map<string, bigint>> {
+  if (!ids.length) return new Map();
+  const rows = await em.execute<{ id: string; us: string }[]>(
+    `select id, (extract(epoch from created_at) * 1000000)::bigint::text as us
+       from messages where organization_id = ? and id = any(?::uuid[])`,
+    [organizationId, `{${ids.join(',')}}`],
+  );
+  return new Map(rows.map((row) => [row.id, BigInt(row.us)]));
+}
+
 const reasonOf = (error: unknown) => (error instanceof HttpError ? (error.detail ?? error.title) : 'could not be stored');
 
 /**
@@ -39,6 +50,8 @@ export async function storeConversations(em: Em, organizationId: string, convers
     if (pending.length === 0) return { chatsCreated: 0, messagesCreated: 0, failed };
     try {
       const written = await em.transactional(async (tx) => {
+        const stored = await storedTimes(tx, organizationId, pending.flatMap((c) => c.messages.map((m) => m.id)));
+        pending = pending.map((c) => placeAmongStored(c, stored));
         const chats = await writeChats(tx, pending.map((c) => prepareChat(organizationId, c.chat)));
         const appends = pending.map((c) => prepareAppend(organizationId, c.chat.id, c.messages, (index) => `/messages/${index}`));
         const outcomes = await writeAppends(tx, appends);
