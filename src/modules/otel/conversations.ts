@@ -202,6 +202,23 @@ function resultsAfterCalls(best: Map<string, Sighting>): void {
   }
 }
 
+/**
+ * The conversation in time order, each message strictly after the one before: a call often
+ * starts in the very microsecond the previous one ended, and its new question must still come
+ * after the previous answer (at the same instant, what a span produced precedes what the next
+ * one was given).
+ */
+function inOrder(sightings: Sighting[]): Sighting[] {
+  const rank = (s: Sighting) => (s.entry.side === 'output' ? 0 : 1);
+  const sorted = sightings.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : rank(a) - rank(b)));
+  let last: bigint | null = null;
+  return sorted.map((s) => {
+    const at: bigint = last !== null && s.at <= last ? last + 1n : s.at;
+    last = at;
+    return at === s.at ? s : { ...s, at };
+  });
+}
+
 const better = (a: Sighting, b: Sighting) => a.priority > b.priority || (a.priority === b.priority && a.at < b.at);
 
 // The contract's limits (openapi.yaml): data past them is cut rather than refused, because the
@@ -377,7 +394,7 @@ export function mapSpans(spans: Span[]): Mapping {
     }
     const chat = chatOf(chatId, views, all, label, userId);
     resultsAfterCalls(best);
-    const messages = [...best.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).map((sighting) => messageOf(chatId, sighting));
+    const messages = inOrder([...best.values()]).map((sighting) => messageOf(chatId, sighting));
     const spanIds = views.map((view) => view.span.spanId);
     // The contract's own rules, as for the REST API: a conversation that breaks them is refused
     // whole (its spans are reported), never half-stored.
