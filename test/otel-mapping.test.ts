@@ -172,10 +172,10 @@ describe('each message is stored once', () => {
     expect(c.messages.filter((m) => m.role === 'assistant').map((m) => m.promptTokens)).toEqual([100, 100, 100]);
   });
 
-  test('a call that starts in the microsecond the previous one ended: the answer still comes before the next question', () => {
+  test('a call whose start the millisecond clock puts before the previous call\'s end: the answer still comes before the next question', () => {
     const trace = newTraceId();
     const first = chatCall(trace, T0, [user1], [bot1]);
-    const second = chatCall(trace, first.endUnixNano, [user1, bot1, user2], [bot2]);
+    const second = chatCall(trace, first.endUnixNano - 500_000n, [user1, bot1, user2], [bot2]);
     const c = only(mapSpans([second, first]));
     expect(said(c)).toEqual(expected.slice(0, 5));
     expect(new Set(c.messages.map((m) => m.createdAt)).size).toBe(c.messages.length);

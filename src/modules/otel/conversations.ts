@@ -203,20 +203,48 @@ function resultsAfterCalls(best: Map<string, Sighting>): void {
 }
 
 /**
- * The conversation in time order, each message strictly after the one before: a call often
- * starts in the very microsecond the previous one ended, and its new question must still come
- * after the previous answer (at the same instant, what a span produced precedes what the next
- * one was given).
+ * The conversation in order, each message strictly after the one before. Each span's view fixes
+ * the order of what it shows (a later call's history puts the previous answer before the new
+ * question); times only order what no view relates. Span clocks cannot do it alone: SDKs take a
+ * span's start from the millisecond clock and its end from a finer one, so a call may seem to
+ * start before the previous one ended.
  */
-function inOrder(sightings: Sighting[]): Sighting[] {
+function inOrder(best: Map<string, Sighting>, views: Sighting[][]): Sighting[] {
+  const after = new Map<string, Set<string>>();
+  const waiting = new Map<string, number>([...best.keys()].map((key) => [key, 0]));
+  for (const view of views) {
+    for (let i = 1; i < view.length; i++) {
+      const [from, to] = [view[i - 1]!.key, view[i]!.key];
+      if (from === to) continue;
+      let next = after.get(from);
+      if (!next) after.set(from, (next = new Set()));
+      if (next.has(to)) continue;
+      next.add(to);
+      waiting.set(to, waiting.get(to)! + 1);
+    }
+  }
   const rank = (s: Sighting) => (s.entry.side === 'output' ? 0 : 1);
-  const sorted = sightings.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : rank(a) - rank(b)));
+  const earlier = (a: Sighting, b: Sighting) => a.at < b.at || (a.at === b.at && rank(a) < rank(b));
+  const ordered: Sighting[] = [];
+  const left = new Set(best.keys());
   let last: bigint | null = null;
-  return sorted.map((s) => {
-    const at: bigint = last !== null && s.at <= last ? last + 1n : s.at;
+  while (left.size) {
+    // The earliest message nothing unplaced must precede; on a cycle (views that disagree), the earliest.
+    let pick: Sighting | undefined;
+    let fallback: Sighting | undefined;
+    for (const key of left) {
+      const s = best.get(key)!;
+      if (!fallback || earlier(s, fallback)) fallback = s;
+      if (waiting.get(key) === 0 && (!pick || earlier(s, pick))) pick = s;
+    }
+    const chosen = pick ?? fallback!;
+    left.delete(chosen.key);
+    for (const next of after.get(chosen.key) ?? []) waiting.set(next, waiting.get(next)! - 1);
+    const at: bigint = last !== null && chosen.at <= last ? last + 1n : chosen.at;
     last = at;
-    return at === s.at ? s : { ...s, at };
-  });
+    ordered.push(at === chosen.at ? chosen : { ...chosen, at });
+  }
+  return ordered;
 }
 
 const better = (a: Sighting, b: Sighting) => a.priority > b.priority || (a.priority === b.priority && a.at < b.at);
@@ -385,8 +413,11 @@ export function mapSpans(spans: Span[]): Mapping {
   for (const [chatId, { views, label, userId }] of groups) {
     const best = new Map<string, Sighting>();
     const all: Sighting[] = [];
+    const sequences: Sighting[][] = [];
     for (const view of views) {
-      for (const sighting of sightingsOf(view)) {
+      const sequence = sightingsOf(view);
+      sequences.push(sequence);
+      for (const sighting of sequence) {
         all.push(sighting);
         const current = best.get(sighting.key);
         if (!current || better(sighting, current)) best.set(sighting.key, sighting);
@@ -394,7 +425,7 @@ export function mapSpans(spans: Span[]): Mapping {
     }
     const chat = chatOf(chatId, views, all, label, userId);
     resultsAfterCalls(best);
-    const messages = inOrder([...best.values()]).map((sighting) => messageOf(chatId, sighting));
+    const messages = inOrder(best, sequences).map((sighting) => messageOf(chatId, sighting));
     const spanIds = views.map((view) => view.span.spanId);
     // The contract's own rules, as for the REST API: a conversation that breaks them is refused
     // whole (its spans are reported), never half-stored.
