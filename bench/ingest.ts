@@ -12,7 +12,9 @@
  * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
  *    /dev/null) on that database and drives each scenario with wrk for
  *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
- *    chat creation; then the embedded database (PGlite) with single messages.
+ *    chat creation, OTLP/protobuf exports of GenAI spans (the OpenTelemetry SDK's own serializer;
+ *    each export is 32 new conversations of 4 model calls, every call with the whole history);
+ *    then the embedded database (PGlite) with single messages.
  *    Every measured run (pgbench too) follows BENCH_WARMUP_SECONDS (default 3) of the same load,
  *    not counted: JIT compilation, new connections and cold caches are start-up costs.
  * 4. After each scenario counts the rows: every 2xx must be stored; rows beyond the 2xx count
@@ -30,6 +32,9 @@ import { openDatabase, type Database } from '../src/db/orm.ts';
 import { query } from '../src/db/sql.ts';
 import { appendMessages, type NewMessage } from '../src/modules/conversations/conversations.repository.ts';
 import { citusNodes, createCitusDatabase, dropDatabase } from '../test/support/citus.ts';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
 const DATABASE = 'chatlogger_bench_ingest';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -42,9 +47,17 @@ const CHATS = 1000;
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 /** A subset of single,batch,chats,embedded; extra flags for the server's bun (e.g. --cpu-prof-md). */
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'single,batch,chats,embedded').split(','));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'single,batch,chats,otlp,embedded').split(','));
 /** A database on a Citus coordinator: the cluster the Citus scenarios run on (none without it). */
 const CITUS_URL = process.env.BENCH_CITUS_URL;
+/** An OTLP export: OTLP_CONVERSATIONS conversations of OTLP_TURNS model calls, each call with the whole history. */
+const OTLP_CONVERSATIONS = 32;
+const OTLP_TURNS = 4;
+const OTLP_SPANS = OTLP_CONVERSATIONS * OTLP_TURNS;
+/** Stored per export: the system prompt, then a question and an answer per turn. */
+const OTLP_MESSAGES = OTLP_CONVERSATIONS * (1 + 2 * OTLP_TURNS);
+/** Replaced in each request by a number of the same width, so every export is new conversations. */
+const OTLP_PLACEHOLDER = '@@@@@@@@@@';
 const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
 const CONTENT = 'Hello! I would like to know the status of my order, it has not arrived yet.';
 const SINGLE_BODY = JSON.stringify({ role: 'user', content: CONTENT });
@@ -287,18 +300,32 @@ interface WrkResult {
   p99: number;
 }
 
-/** wrk with a Lua script that spreads requests over `paths` and reports JSON from done(). */
-function wrk(url: string, paths: string[], body: string, key: string, connections: number, seconds = SECONDS): WrkResult {
+/** Any bytes as a Lua string literal. */
+const luaBytes = (bytes: Uint8Array) => `"${Array.from(bytes, (b) => `\\${b}`).join('')}"`;
+
+/**
+ * wrk with a Lua script that spreads requests over `paths` and reports JSON from done(). With
+ * `placeholder`, each request's body has it replaced by a number unique to the request.
+ */
+function wrk(url: string, paths: string[], body: string | Uint8Array, key: string, connections: number, seconds = SECONDS, contentType = 'application/json', placeholder?: string): WrkResult {
   const script = join(work, `wrk-${Math.random().toString(36).slice(2)}.lua`);
+  const width = placeholder?.length ?? 0;
   writeFileSync(
     script,
     `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}
-local body = ${JSON.stringify(body)}
-local headers = { ["content-type"] = "application/json", ["x-organization-api-key"] = ${JSON.stringify(key)} }
+local body = ${typeof body === 'string' ? JSON.stringify(body) : luaBytes(body)}
+local headers = { ["content-type"] = ${JSON.stringify(contentType)}, ["x-organization-api-key"] = ${JSON.stringify(key)} }
 local n = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 request = function()
   n = n + 1
-  return wrk.format("POST", paths[(n % #paths) + 1], headers, body)
+  local payload = body
+  ${placeholder ? `payload = string.gsub(body, ${JSON.stringify(placeholder)}, string.format("%03d%0${width - 3}d", tid, n))` : ''}
+  return wrk.format("POST", paths[(n % #paths) + 1], headers, payload)
 end
 done = function(summary, latency, requests)
   io.write(string.format('RESULT {"requests":%d,"non2xx":%d,"socketErrors":%d,"micros":%d,"p50":%d,"p99":%d}\\n',
@@ -432,6 +459,44 @@ const BATCH_BODY = JSON.stringify({
   messages: Array.from({ length: BATCH_SIZE }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: CONTENT, ...(i % 2 ? { model: 'gpt-4o', promptTokens: 20, completionTokens: 40, latencyMs: 800 } : {}) })),
 });
 
+/**
+ * One OTLP/protobuf export as an instrumented chat application sends it: made with the
+ * OpenTelemetry SDK and serialized by its own OTLP serializer. Conversation ids carry the
+ * placeholder, so wrk makes every request new conversations (identical bodies would be retries).
+ */
+function otlpExport(): Uint8Array {
+  const memory = new InMemorySpanExporter();
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'bench-llm-app' }), spanProcessors: [new SimpleSpanProcessor({ exporter: memory })] });
+  const tracer = provider.getTracer('bench');
+  const part = (role: string, content: string) => ({ role, parts: [{ type: 'text', content }] });
+  for (let c = 0; c < OTLP_CONVERSATIONS; c++) {
+    const history: object[] = [];
+    for (let turn = 0; turn < OTLP_TURNS; turn++) {
+      history.push(part('user', `${CONTENT} (question ${turn + 1})`));
+      const answer = `Your order ${1000 + c} left our warehouse yesterday and should arrive within two days (answer ${turn + 1}).`;
+      const span = tracer.startSpan('chat gpt-4o', {
+        attributes: {
+          'gen_ai.operation.name': 'chat',
+          'gen_ai.provider.name': 'openai',
+          'gen_ai.request.model': 'gpt-4o',
+          'gen_ai.response.model': 'gpt-4o-2024-08-06',
+          'gen_ai.conversation.id': `${OTLP_PLACEHOLDER}-${c}`,
+          'user.id': `customer-${c}`,
+          'gen_ai.system_instructions': JSON.stringify([{ type: 'text', content: 'You are the support assistant of an online shop. Answer briefly.' }]),
+          'gen_ai.input.messages': JSON.stringify(history),
+          'gen_ai.output.messages': JSON.stringify([{ ...part('assistant', answer), finish_reason: 'stop' }]),
+          'gen_ai.usage.input_tokens': 40 * (turn + 1),
+          'gen_ai.usage.output_tokens': 24,
+          'gen_ai.response.finish_reasons': ['stop'],
+        },
+      });
+      span.end();
+      history.push(part('assistant', answer));
+    }
+  }
+  return ProtobufTraceSerializer.serializeRequest(memory.getFinishedSpans())!;
+}
+
 async function main() {
   ensureWrk();
   log(`preparing ${DATABASE} on ${new URL(SERVER_URL).host}`);
@@ -485,6 +550,16 @@ async function main() {
       wrk(server.url, ['/api/v1/orgs/bench-a/chats'], chatBody, key, CONNECTIONS, seconds),
     ),
   );
+  let otlpSpansPerSecond = 0;
+  if (SCENARIOS.has('otlp')) {
+    const body = otlpExport();
+    log(`OTLP export: ${OTLP_SPANS} spans, ${OTLP_MESSAGES} new messages, ${(body.byteLength / 1024).toFixed(0)} KiB of protobuf`);
+    const row = await scenario(`OTLP/protobuf, ${OTLP_SPANS} GenAI spans a request (${BATCH_CONNECTIONS} conns)`, server, db, organizationId, 'messages', OTLP_MESSAGES, baseline.tps, (seconds) =>
+      wrk(server.url, ['/api/v1/orgs/bench-a/otel/v1/traces'], body, key, BATCH_CONNECTIONS, seconds, 'application/x-protobuf', OTLP_PLACEHOLDER),
+    );
+    otlpSpansPerSecond = row.requestsPerSecond * OTLP_SPANS;
+    rows.push(row);
+  }
   const countersOk = await countersMatch(db, organizationId);
   await server.stop();
   await db.close();
@@ -513,6 +588,7 @@ async function main() {
   );
   console.log();
   console.log(`idle RSS: PostgreSQL mode ${mb(idleRss)}, embedded mode ${mb(embeddedIdleKb)}; chat counters match rows: ${countersOk ? 'yes' : 'NO'}`);
+  if (otlpSpansPerSecond) console.log(`OTLP: ${otlpSpansPerSecond.toFixed(0)} spans/s accepted (${OTLP_SPANS} spans and ${OTLP_MESSAGES} new messages per export)`);
   console.log(`${SECONDS} s per scenario after ${WARMUP_SECONDS} s of warm-up (pgbench too), wrk with 2 threads, server LOG_LEVEL=${LOG_LEVEL}, ingestion rate limit off`);
   await adminQuery(`drop database if exists ${DATABASE} with (force)`);
   rmSync(work, { recursive: true, force: true });

@@ -20,6 +20,7 @@ import type { Tracing } from './observability/tracing.ts';
 import { systemRoutes } from './modules/system/system.routes.ts';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.ts';
 import { ingestWriters, type IngestWriters } from './modules/ingestion/writers.ts';
+import { otelRoutes } from './modules/otel/otel.routes.ts';
 import { authRoutes } from './modules/auth/auth.routes.ts';
 import { userRoutes } from './modules/users/users.routes.ts';
 import { orgRoutes } from './modules/orgs/orgs.routes.ts';
@@ -48,6 +49,7 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
   const context = requestContext(db);
   const authn = auth(config, context);
   const limiter = new RateLimiter(rateLimitStore, log);
+  const rateLimit = ingestRateLimit(config, limiter);
   return new Elysia()
     .use(requestLog(log))
     .use(tracing?.plugin ?? new Elysia({ name: 'request-tracing' }))
@@ -56,11 +58,15 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
     .use(headerLimit(config.maxHeaderBytes))
     .use(cors(config, db))
     .use(csrf(config))
-    .use(jsonBody(config.maxBodyBytes))
-    .use(pathParams)
+    // Global hooks apply to the routes registered after them. The system routes come before the
+    // request context (its entity manager), which the OTLP route brings; OTLP bodies (protobuf,
+    // gzip) are read by their route after authentication, so it comes before the JSON parser.
     .use(systemRoutes(config, db))
     .use(metricsRoutes(config))
-    .use(ingestionRoutes(authn, writers, ingestRateLimit(config, limiter)))
+    .use(otelRoutes(config, authn, rateLimit))
+    .use(jsonBody(config.maxBodyBytes))
+    .use(pathParams)
+    .use(ingestionRoutes(authn, writers, rateLimit))
     .use(authRoutes(config, authn, new LoginThrottle(limiter, config)))
     .use(userRoutes(authn))
     .use(orgRoutes(authn))

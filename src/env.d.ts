@@ -23,3 +23,9 @@ declare module '*.data' {
   const path: string;
   export default path;
 }
+
+// The OTLP .proto definitions, imported with `{ type: 'text' }` so a compiled binary embeds them.
+declare module '*.proto' {
+  const text: string;
+  export default text;
+}

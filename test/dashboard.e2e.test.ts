@@ -455,6 +455,64 @@ suite('dashboard in Chromium', () => {
     await bulk.context.close();
   }, 60_000);
 
+  test('a conversation logged over OTLP by the Vercel AI SDK reads like any other, and Source finds it', async () => {
+    // The application: the AI SDK with its OpenTelemetry integration, exporting OTLP/protobuf.
+    const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password }) });
+    const { token } = (await loggedIn.json()) as { token: string };
+    const created = await fetch(url('/orgs/me/apikeys'), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"label":"otel app"}' });
+    const { key } = (await created.json()) as { key: string };
+    const { TracerProvider, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace');
+    const { resourceFromAttributes } = await import('@opentelemetry/resources');
+    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+    const { generateText, stepCountIs, tool } = await import('ai');
+    const { MockLanguageModelV4 } = await import('ai/test');
+    const { OpenTelemetry } = await import('@ai-sdk/otel');
+    const { z } = await import('zod');
+    const exporter = new OTLPTraceExporter({ url: url(`/api/v1/orgs/${seeded.slug}/otel/v1/traces`), headers: { 'x-organization-api-key': key } });
+    const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'otel-travel-agent' }), spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+    const usage = (input: number, output: number) => ({ inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: output, text: output, reasoning: 0 } });
+    let calls = 0;
+    const model = new MockLanguageModelV4({
+      modelId: 'gpt-4o-mini',
+      doGenerate: async () =>
+        ++calls === 1
+          ? { content: [{ type: 'tool-call' as const, toolCallId: 'call_trains', toolName: 'trains', input: '{"from":"Paris","to":"Lyon"}' }], finishReason: { unified: 'tool-calls' as const, raw: 'tool_calls' }, usage: usage(120, 18), warnings: [] }
+          : { content: [{ type: 'text' as const, text: 'The next train to Lyon leaves at 14:04.' }], finishReason: { unified: 'stop' as const, raw: 'stop' }, usage: usage(160, 12), warnings: [] },
+    });
+    await generateText({
+      model,
+      instructions: 'You are a travel assistant.',
+      prompt: 'When is the next train from Paris to Lyon?',
+      tools: { trains: tool({ inputSchema: z.object({ from: z.string(), to: z.string() }), execute: async () => ({ departures: ['14:04', '15:04'] }) }) },
+      stopWhen: stepCountIs(3),
+      telemetry: { integrations: [new OpenTelemetry({ tracer: provider.getTracer('ai') })] },
+    } as never);
+    await provider.shutdown();
+
+    const { page } = admin;
+    await loginThroughApi(admin.context, seeded.adminEmail, seeded.password);
+    await page.goto(url('/app/chats'));
+    await page.getByLabel('Source').fill('otel-travel-agent');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.waitForURL(/source=otel-travel-agent/);
+    await page.waitForFunction(() => document.querySelectorAll('.chat-row').length === 1);
+    const row = page.locator('.chat-row').first();
+    expect(await row.locator('.chat-title').textContent()).toBe('When is the next train from Paris to Lyon?');
+    expect(await row.locator('.chat-source').textContent()).toBe('otel-travel-agent');
+    await row.locator('.chat-link').click();
+    await page.getByText(/All 5 messages shown/).waitFor();
+    // System instructions, the tool call and its result are shown as such, once each.
+    expect(await page.locator('.msg .role').allTextContents()).toEqual(['system', 'user', 'assistant', 'tool', 'assistant']);
+    expect(await page.locator('.msg-tool .msg-name').textContent()).toBe('trains');
+    const tools = page.locator('details', { hasText: 'Tool calls' }).first();
+    await tools.locator('summary').click();
+    expect(await tools.locator('pre').textContent()).toContain('"to": "Lyon"');
+    const reply = page.locator('.msg-assistant').last();
+    expect(await reply.locator('.chip').textContent()).toBe('gpt-4o-mini');
+    expect(await reply.locator('.msg-stats').textContent()).toMatch(/Tokens.*160 \+ 12 = 172/);
+    await shot(page, 'otlp-transcript');
+  }, 60_000);
+
   test('no page broke the CSP, threw, or called another origin', () => {
     expect(problems).toEqual([]);
   });

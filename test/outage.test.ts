@@ -109,6 +109,15 @@ describe.skipIf(testDatabaseKind !== 'postgresql')('database outages (PostgreSQL
       expect((reply.body as { type: string }).type).toBe('/problems/unavailable');
       expect(reply.ms).toBeLessThan(1000);
     }
+    // The OTLP receiver too, with the Retry-After that OTLP exporters wait for before retrying.
+    const otlp = await fetch(`${base()}/api/v1/orgs/acme/otel/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', 'x-organization-api-key': 'clk_x' },
+      body: new Uint8Array(),
+    });
+    expect(otlp.status).toBe(503);
+    expect(otlp.headers.get('content-type')).toBe('application/problem+json');
+    expect(otlp.headers.get('retry-after')).toBe('1');
     // Not a client mistake either: an unknown route is still a 404.
     expect((await timedCall(`${base()}/no/such/route`)).status).toBe(404);
   }, 30_000);

@@ -16,7 +16,7 @@ function tooDeep(value: unknown, depth = 0): boolean {
   return false;
 }
 
-async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
   if (!request.body) return new Uint8Array(0);
   // A declared length (already checked against the cap) bounds what HTTP framing delivers, so
   // the native read is safe and far cheaper than pulling the stream chunk by chunk.

@@ -154,6 +154,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{slug}/otel/v1/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organization's slug. */
+                slug: components["parameters"]["OrgSlug"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OTLP/HTTP traces; GenAI spans become conversations.
+         * @description An OpenTelemetry OTLP/HTTP trace receiver, so that any instrumented application logs its
+         *     LLM conversations with `OTEL_EXPORTER_OTLP_ENDPOINT=<server>/api/v1/orgs/{slug}/otel` and the
+         *     key in `OTEL_EXPORTER_OTLP_HEADERS=x-organization-api-key=<key>`.
+         *
+         *     The body is an `ExportTraceServiceRequest` as protobuf (`application/x-protobuf`) or OTLP/JSON
+         *     (`application/json`, hex trace and span ids), optionally `Content-Encoding: gzip`; the answer
+         *     is an `ExportTraceServiceResponse` in the same encoding. Both the body and its gzip-decoded
+         *     content are held to `MAX_BODY_BYTES`.
+         *
+         *     Spans carrying GenAI conversation data (the GenAI semantic conventions, their older
+         *     `gen_ai.prompt.N`/`gen_ai.completion.N` and event forms, OpenInference, the Vercel AI SDK)
+         *     become chats and messages; other spans are accepted and ignored. The chat is
+         *     `gen_ai.conversation.id`, else `session.id`, else the trace. Ids are derived from the
+         *     conversation and the content, so a message sent again (in a later call's history, by an
+         *     agent span, in a retried export) is stored once.
+         *
+         *     Spans that cannot be stored (invalid ids or times, unreadable message attributes, a
+         *     conversation the database refuses) are counted in `partialSuccess.rejectedSpans` with a
+         *     reason in `partialSuccess.errorMessage`; the others are stored, and the answer is 200.
+         *     429 and 503 carry `Retry-After`, and OTLP exporters retry them.
+         */
+        post: operations["exportOtlpTraces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -743,6 +785,22 @@ export interface components {
             lastMessageAt: string | null;
             messageCount: number;
         };
+        /**
+         * @description OTLP/JSON `ExportTraceServiceRequest` (the protobuf JSON mapping with lowerCamelCase keys,
+         *     hex `traceId`/`spanId`, int64 values as strings or numbers, enums as integers).
+         */
+        OtlpExportTraceServiceRequest: {
+            resourceSpans?: {
+                [key: string]: unknown;
+            }[];
+        };
+        OtlpExportTraceServiceResponse: {
+            partialSuccess?: {
+                /** @description int64, written as a string by the JSON mapping. */
+                rejectedSpans: string;
+                errorMessage: string;
+            };
+        };
         /** @enum {string} */
         MessageRole: "system" | "user" | "assistant" | "tool" | "function";
         MessageCreate: {
@@ -1185,7 +1243,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request body is not `application/json`. */
+        /** @description The request body is not in a media type (or content encoding) the operation accepts. */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1483,6 +1541,46 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
+        };
+    };
+    exportOtlpTraces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organization's slug. */
+                slug: components["parameters"]["OrgSlug"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-protobuf": string;
+                "application/json": components["schemas"]["OtlpExportTraceServiceRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description Accepted; `partialSuccess` is present when some spans were rejected. The content type
+             *     is the request's.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-protobuf": string;
+                    "application/json": components["schemas"]["OtlpExportTraceServiceResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     login: {

@@ -361,6 +361,18 @@ export async function findMessages(em: Em, organizationId: string, ids: readonly
   return rows.map(toMessage);
 }
 
+/** When the stored messages of these ids were said, in microseconds since the epoch. */
+export async function messageTimes(em: Em, organizationId: string, ids: readonly string[]): Promise<Map<string, bigint>> {
+  if (!ids.length) return new Map();
+  const rows = await query<{ id: string; us: string }>(
+    em,
+    `select m.id, (extract(epoch from m.created_at) * 1000000)::bigint::text as us
+       from messages m where m.organization_id = $1 and m.id = any($2::uuid[])`,
+    [organizationId, `{${ids.join(',')}}`],
+  );
+  return new Map(rows.map((row) => [row.id, BigInt(row.us)]));
+}
+
 // ---- snapshots -------------------------------------------------------------------------------
 
 /**

@@ -13,9 +13,10 @@ interface Filters {
   from: string;
   to: string;
   user: string;
+  source: string;
 }
 
-const FILTER_KEYS = ['q', 'tags', 'mode', 'from', 'to', 'user'] as const;
+const FILTER_KEYS = ['q', 'tags', 'mode', 'from', 'to', 'user', 'source'] as const;
 const readFilters = (query: URLSearchParams): Filters => ({
   q: query.get('q') ?? '',
   tags: query.get('tags') ?? '',
@@ -23,6 +24,7 @@ const readFilters = (query: URLSearchParams): Filters => ({
   from: query.get('from') ?? '',
   to: query.get('to') ?? '',
   user: query.get('user') ?? '',
+  source: query.get('source') ?? '',
 });
 
 /** Marks the first rows on screen once per page load, for measuring time to first render. */
@@ -51,6 +53,7 @@ export function Conversations() {
               from: applied.from ? dayStart(applied.from) : undefined,
               to: applied.to ? dayStart(applied.to, 1) : undefined,
               externalUserId: applied.user.trim() || undefined,
+              source: applied.source.trim() || undefined,
             },
           },
         }),
@@ -66,7 +69,7 @@ export function Conversations() {
   }, [list.items.length]);
 
   const filtered = FILTER_KEYS.some((k) => k !== 'mode' && applied[k]);
-  const activeFilters = (['tags', 'from', 'to', 'user'] as const).filter((k) => applied[k]).length;
+  const activeFilters = (['tags', 'from', 'to', 'user', 'source'] as const).filter((k) => applied[k]).length;
   const [moreOpen, setMoreOpen] = useState(false);
   const apply = (filters: Filters) => navigate(withQuery(`${BASE}/chats`, { ...filters, mode: filters.tags && filters.mode === 'all' ? 'all' : undefined }), { replace: false });
   const addTag = (tag: string) => {
@@ -119,6 +122,9 @@ export function Conversations() {
         </Field>
         <Field label="End user" class="filter-more">
           <input type="text" name="user" placeholder="customer-42" value={draft.user} onInput={(e) => setDraft({ ...draft, user: e.currentTarget.value })} />
+        </Field>
+        <Field label="Source" class="filter-more">
+          <input type="text" name="source" placeholder="my-llm-app" value={draft.source} onInput={(e) => setDraft({ ...draft, source: e.currentTarget.value })} />
         </Field>
       </form>
 
