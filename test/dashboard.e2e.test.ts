@@ -457,11 +457,13 @@ suite('dashboard in Chromium', () => {
 
   test('a conversation logged over OTLP by the Vercel AI SDK reads like any other, and Source finds it', async () => {
     // The application: the AI SDK with its OpenTelemetry integration, exporting OTLP/protobuf.
+    // Spans go in one export, as the SDK's default batching sends them (README: with one export a
+    // span, concurrent requests may store an agent span's answer before the call that carries its usage).
     const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password }) });
     const { token } = (await loggedIn.json()) as { token: string };
     const created = await fetch(url('/orgs/me/apikeys'), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"label":"otel app"}' });
     const { key } = (await created.json()) as { key: string };
-    const { TracerProvider, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace');
+    const { TracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace');
     const { resourceFromAttributes } = await import('@opentelemetry/resources');
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
     const { generateText, stepCountIs, tool } = await import('ai');
@@ -469,7 +471,7 @@ suite('dashboard in Chromium', () => {
     const { OpenTelemetry } = await import('@ai-sdk/otel');
     const { z } = await import('zod');
     const exporter = new OTLPTraceExporter({ url: url(`/api/v1/orgs/${seeded.slug}/otel/v1/traces`), headers: { 'x-organization-api-key': key } });
-    const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'otel-travel-agent' }), spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+    const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'otel-travel-agent' }), spanProcessors: [new BatchSpanProcessor({ exporter })] });
     const usage = (input: number, output: number) => ({ inputTokens: { total: input, noCache: input, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: output, text: output, reasoning: 0 } });
     let calls = 0;
     const model = new MockLanguageModelV4({
