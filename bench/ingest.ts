@@ -9,7 +9,7 @@
  *    without the foreign key, and the server's own append call with a batch of 100 messages
  *    sent from this process without HTTP (what PostgreSQL and a minimal client take of the
  *    batch load).
- * 3. Starts the server (`bun src/main.ts`, production mode, one JSON log line per request to
+ * 3. Starts the server (`bun src/main.ts`, NODE_ENV=production unless BENCH_NODE_ENV says otherwise, one JSON log line per request to
  *    /dev/null) on that database and drives each scenario with wrk for
  *    BENCH_SECONDS (default 10): single messages (64 connections), batches of 100 messages,
  *    chat creation, OTLP/protobuf exports of GenAI spans (the OpenTelemetry SDK's own serializer;
@@ -255,7 +255,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const child = Bun.spawn(['bun', ...SERVER_FLAGS, 'src/main.ts'], {
     env: {
       ...process.env,
-      NODE_ENV: 'production',
+      NODE_ENV: process.env.BENCH_NODE_ENV ?? 'production',
       JWT_SECRET: 'bench-secret-that-is-at-least-32-characters-long',
       PORT: String(port),
       HOST: '127.0.0.1',

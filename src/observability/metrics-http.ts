@@ -41,6 +41,7 @@ export function startMetricsServer(config: Pick<Config, 'metricsHost'> & { metri
   return Bun.serve({
     port: config.metricsPort,
     hostname: config.metricsHost,
+    development: false,
     fetch(request) {
       const { pathname } = new URL(request.url);
       if (pathname !== '/metrics') return problemResponse(notFound('route'));
