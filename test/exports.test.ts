@@ -1,8 +1,9 @@
-import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from 'bun:test';
 import type { components } from '../src/generated/openapi.ts';
 import * as conversations from '../src/modules/conversations/conversations.repository.ts';
 import type { NewMessage } from '../src/modules/conversations/conversations.repository.ts';
-import { CHAT_COLUMNS, EXPORT_PAGE_SIZE, MESSAGE_COLUMNS, exportReads } from '../src/modules/exports/exports.service.ts';
+import { CHAT_COLUMNS, MESSAGE_COLUMNS } from '../src/modules/exports/formats.ts';
+import { EXPORT_PAGE_SIZE } from '../src/modules/exports/snapshot-reader.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { addUser, createTenant, createTestApp, type Tenant, type TestApp, appendBatch } from './support/harness.ts';
 
@@ -16,6 +17,13 @@ type Export = components['schemas']['Export'];
 setDefaultTimeout(60_000);
 
 let t: TestApp;
+/** Page reads of snapshots: every call of the repository's snapshot readers, observed (not replaced). */
+const snapshotReads = ['snapshotChats', 'snapshotMessages', 'snapshotChatMessages'].map((name) => spyOn(conversations, name as 'snapshotChats'));
+const exportReads = {
+  get queries() {
+    return snapshotReads.reduce((sum, spy) => sum + spy.mock.calls.length, 0);
+  },
+};
 beforeAll(async () => {
   t = await createTestApp();
 });

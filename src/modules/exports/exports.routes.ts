@@ -4,7 +4,22 @@ import { contract, queryOf, type RequestBody } from '../../http/contract.ts';
 import type { components } from '../../generated/openapi.ts';
 import type { Config } from '../../config.ts';
 import { DownloadSlots } from './download-slots.ts';
-import { createExport, endUserExport, exportResponse, findExport, listExports, toExportDto } from './exports.service.ts';
+import { pullStream } from '../../http/stream.ts';
+import { iso } from '../../http/time.ts';
+import { createExport, endUserExport, exportChunks, findExport, listExports, toExportDto } from './exports.service.ts';
+import { CONTENT_TYPES } from './formats.ts';
+
+/** A streamed download, never built in memory nor kept by a cache. */
+const download = (body: ReadableStream<Uint8Array>, contentType: string, filename: string) =>
+  new Response(body, {
+    status: 200,
+    headers: {
+      'content-type': contentType,
+      'content-disposition': `attachment; filename="${filename}"`,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+    },
+  });
 
 /** Snapshot exports of an organization's chats and messages, and the data-subject export of one end user. */
 export const exportRoutes = (auth: Auth, config: Pick<Config, 'exportMaxConcurrentPerOrg'>) => {
@@ -33,14 +48,23 @@ export const exportRoutes = (auth: Auth, config: Pick<Config, 'exportMaxConcurre
       '/exports/orgs/:org/:exportId',
       async ({ em, org, params, request }) => {
         const row = await findExport(em, org.id, params.exportId);
-        return downloads.stream(org.id, request.signal, () => exportResponse(em, row, request.signal));
+        return downloads.stream(org.id, request.signal, () =>
+          download(
+            pullStream((isStopped) => exportChunks(em, row, isStopped), request.signal),
+            CONTENT_TYPES[row.format],
+            `chatlogger-${row.scope}-${iso(row.createdAt).slice(0, 10)}.${row.format}`,
+          ),
+        );
       },
       { session: 'user', operation: 'downloadExport' },
     )
     .get(
       '/orgs/:org/end-users/:externalUserId/export',
       async ({ em, org, caller, params, request }) =>
-        downloads.stream(org.id, request.signal, () => endUserExport(em, org.id, params.externalUserId, caller.user, request.signal)),
+        downloads.stream(org.id, request.signal, async () => {
+          const { exportedAt, chunks } = await endUserExport(em, org.id, params.externalUserId, caller.user);
+          return download(pullStream(chunks, request.signal), 'application/json; charset=utf-8', `chatlogger-enduser-${exportedAt.slice(0, 10)}.json`);
+        }),
       { session: 'admin', operation: 'exportEndUser' },
     );
 };
