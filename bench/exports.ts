@@ -7,7 +7,7 @@
  * while sampling the server's memory (/proc/<pid>/status every 100 ms). Prints rows/s and the
  * server's peak RSS per format, then stops the server and drops the database.
  */
-import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 import { adminQuery, databaseUrl, log, markdownTable } from './support.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 

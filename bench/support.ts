@@ -4,7 +4,7 @@ import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 
 /** What every bench shares: a throw-away database on a PostgreSQL server, logging, a table. */
 

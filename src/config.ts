@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { canonicalOrigin } from './http/origins.ts';
+import { canonicalOrigin } from './origins.ts';
 // Imported, not read from disk, so a compiled binary carries it.
 import { version as packageVersion } from '../package.json';
 

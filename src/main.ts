@@ -5,9 +5,10 @@ import { createApp } from './app.ts';
 import { rememberPeer } from './http/client-ip.ts';
 import { ingestWriters } from './modules/ingestion/writers.ts';
 import { startRetention } from './modules/lifecycle/retention.ts';
+import { ensureAdmin } from './modules/users/bootstrap.ts';
 import { observeDatabase, observeIngestQueue } from './observability/metrics.ts';
-import { startMetricsServer } from './observability/metrics-http.ts';
-import { startTracing } from './observability/tracing.ts';
+import { startMetricsServer } from './http/metrics.ts';
+import { startTracing } from './http/tracing.ts';
 
 /** Set as the process comes up, so a signal during start-up also stops it cleanly. */
 let stop: (signal: string) => Promise<void> = async () => process.exit(0);
@@ -29,7 +30,11 @@ async function main() {
   const log = createLogger(config.logLevel);
   // Migrated and bootstrapped here, or, when PostgreSQL is unreachable, in the background
   // while the server already answers (503 until the database is ready).
-  const database = await startDatabase(config, log);
+  const database = await startDatabase(config, log, async (db) => {
+    if (!config.adminEmail || !config.adminPassword) return;
+    const outcome = await ensureAdmin(db.fork(), config.adminEmail, config.adminPassword);
+    log.info({ email: config.adminEmail, outcome }, 'bootstrap superadmin');
+  });
   const { db } = database;
   stop = async () => {
     database.stop();

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 import { SYSTEM_ORG_SLUG, Organization } from '../src/modules/orgs/organization.entity.ts';
 import { User } from '../src/modules/users/user.entity.ts';
 import { testDatabase } from './support/database.ts';

@@ -5,7 +5,7 @@
  */
 import type { components } from '../src/generated/openapi.ts';
 import type { Database } from '../src/db/orm.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 import { createTestApp, login, PASSWORD, unique, type TestApp } from './support/harness.ts';
 
 type MessageCreate = components['schemas']['MessageCreate'];

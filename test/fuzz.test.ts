@@ -16,7 +16,7 @@ import type { Server } from 'bun';
 import { createTestApp, PASSWORD, type TestApp } from './support/harness.ts';
 import { createServerDatabase, testDatabaseKind } from './support/database.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
-import { ensureAdmin } from '../src/db/bootstrap.ts';
+import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 import { describeCase, generateCases, type FuzzCase, type FuzzContext, type Json, type Target } from './support/fuzz.ts';
 import { rawCases } from './support/fuzz-raw.ts';
 import { rawRequest } from './support/raw-http.ts';

@@ -8,8 +8,8 @@ import { createApp } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { metrics, observeDatabase, observeIngestQueue } from '../src/observability/metrics.ts';
-import { startMetricsServer } from '../src/observability/metrics-http.ts';
-import { startTracing, type Tracing } from '../src/observability/tracing.ts';
+import { startMetricsServer } from '../src/http/metrics.ts';
+import { startTracing, type Tracing } from '../src/http/tracing.ts';
 import { testDatabaseKind } from './support/database.ts';
 import { BASE_URL, createTenant, createTestApp, PASSWORD, testConfig, type Tenant, type TestApp } from './support/harness.ts';
 

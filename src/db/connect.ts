@@ -1,13 +1,21 @@
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { unavailable } from '../http/problem.ts';
-import { ensureAdmin } from './bootstrap.ts';
 import { openDatabase, type Database } from './orm.ts';
+
+/** Thrown by `fork()` until the database is migrated and bootstrapped (answered as a 503). */
+export class DatabaseNotReady extends Error {
+  constructor() {
+    super('The database is not ready yet; retry shortly.');
+  }
+}
+
+/** What the service needs in the database before it serves (the bootstrap superadmin). */
+export type Bootstrap = (db: Database) => Promise<void>;
 
 export interface StartedDatabase {
   /**
    * The database the service uses. Until it has been migrated and bootstrapped, `fork()`
-   * throws a 503 at once, so requests fail fast instead of queueing on an absent server.
+   * throws DatabaseNotReady at once, so requests fail fast instead of queueing on an absent server.
    */
   db: Database;
   /** Resolves once the database is migrated and bootstrapped. */
@@ -25,10 +33,10 @@ const FIRST_RETRY_MS = 500;
  * in the background, with exponential back-off up to DATABASE_RETRY_MAX_SECONDS, and becomes
  * ready by itself when the server appears.
  */
-export async function startDatabase(config: Config, log: Logger): Promise<StartedDatabase> {
+export async function startDatabase(config: Config, log: Logger, bootstrap: Bootstrap): Promise<StartedDatabase> {
   const db = await openDatabase(config, { statementTimeoutSeconds: config.databaseStatementTimeoutSeconds });
   log.info({ database: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database opened');
-  const prepare = () => prepareDatabase(db, config, log);
+  const prepare = () => prepareDatabase(db, config, log, bootstrap);
 
   if (db.kind === 'pglite') {
     await prepare();
@@ -62,7 +70,7 @@ export async function startDatabase(config: Config, log: Logger): Promise<Starte
   const gated: Database = {
     ...db,
     fork() {
-      if (!prepared) throw unavailable('The database is not ready yet; retry shortly.');
+      if (!prepared) throw new DatabaseNotReady();
       return db.fork();
     },
   };
@@ -73,15 +81,12 @@ export async function startDatabase(config: Config, log: Logger): Promise<Starte
  * Migrations run on a connection of their own without the statement timeout of the request
  * pool: building an index on a large table may take minutes.
  */
-async function prepareDatabase(db: Database, config: Config, log: Logger): Promise<void> {
+async function prepareDatabase(db: Database, config: Config, log: Logger, bootstrap: Bootstrap): Promise<void> {
   if (config.migrateOnStart) {
     const applied = db.kind === 'pglite' ? await db.migrate() : await migrateOnOwnConnection(config);
     if (applied.length) log.info({ applied }, 'migrations applied');
   }
-  if (config.adminEmail && config.adminPassword) {
-    const outcome = await ensureAdmin(db.fork(), config.adminEmail, config.adminPassword);
-    log.info({ email: config.adminEmail, outcome }, 'bootstrap superadmin');
-  }
+  await bootstrap(db);
 }
 
 async function migrateOnOwnConnection(config: Config): Promise<string[]> {

@@ -2,7 +2,7 @@ import { Elysia } from 'elysia';
 import type { Config } from '../config.ts';
 import { usableKeyOrigins } from '../modules/apikeys/apikeys.service.ts';
 import type { Database } from '../db/orm.ts';
-import { canonicalOrigin } from './origins.ts';
+import { canonicalOrigin } from '../origins.ts';
 import { forbidden } from './problem.ts';
 import { pathOf } from './security-headers.ts';
 

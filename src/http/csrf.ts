@@ -2,7 +2,7 @@ import { Elysia } from 'elysia';
 import type { Config } from '../config.ts';
 import { SESSION_COOKIE } from './auth.ts';
 import { INGESTION_PREFIX } from './cors.ts';
-import { canonicalOrigin } from './origins.ts';
+import { canonicalOrigin } from '../origins.ts';
 import { forbidden } from './problem.ts';
 import { pathOf } from './security-headers.ts';
 

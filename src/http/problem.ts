@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia';
 import { ConnectionException, DriverException } from '@mikro-orm/core';
 import type { Logger } from '../logger.ts';
+import { DatabaseNotReady } from '../db/connect.ts';
 import { requestIdOf } from './request-id.ts';
 
 export interface FieldError {
@@ -71,6 +72,7 @@ export function toHttpError(error: unknown, code?: string | number): HttpError {
   if (code === 'PARSE') return badRequest('The request body could not be parsed.');
   if (code === 'VALIDATION') return validationFailed([{ pointer: '', message: 'The request does not match the schema.' }]);
   if (code === 'INVALID_COOKIE_SIGNATURE') return unauthorized('The session cookie is invalid.');
+  if (error instanceof DatabaseNotReady) return unavailable(error.message);
   if (error instanceof ConnectionException) return unavailable();
   const sqlState = sqlStateOf(error);
   if (sqlState && UNAVAILABLE_SQLSTATE.test(sqlState)) return unavailable();

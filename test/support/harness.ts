@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/orm.ts';
-import { ensureAdmin } from '../../src/db/bootstrap.ts';
+import { ensureAdmin } from '../../src/modules/users/bootstrap.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { components, paths } from '../../src/generated/openapi.ts';
 import { checkResponse } from './contract.ts';

@@ -3,7 +3,7 @@ import { query } from '../../db/sql.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { components } from '../../generated/openapi.ts';
 import { notFound, validationFailed, type FieldError } from '../../http/problem.ts';
-import { canonicalOrigin } from '../../http/origins.ts';
+import { canonicalOrigin } from '../../origins.ts';
 import { isUuid } from '../../http/ids.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { ApiKey } from './apikey.entity.ts';

@@ -14,6 +14,6 @@ export interface Tracing {
  * never loads it: tracing off costs nothing.
  */
 export async function startTracing(options: { endpoint: string; serviceVersion: string }): Promise<Tracing> {
-  const { createTracing } = await import('./otel.ts');
+  const { createTracing } = await import('./tracing-otel.ts');
   return createTracing(options);
 }

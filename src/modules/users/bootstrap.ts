@@ -1,9 +1,9 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { Em } from './orm.ts';
-import { query } from './sql.ts';
-import { Organization, SYSTEM_ORG_SLUG } from '../modules/orgs/organization.entity.ts';
-import { User } from '../modules/users/user.entity.ts';
-import { createUser, normalizeEmail } from '../modules/users/users.service.ts';
+import type { Em } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
+import { Organization, SYSTEM_ORG_SLUG } from '../orgs/organization.entity.ts';
+import { User } from './user.entity.ts';
+import { createUser, normalizeEmail } from './users.service.ts';
 
 /**
  * Headless bootstrap: makes sure the configured superadmin exists, in the system organization.

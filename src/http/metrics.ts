@@ -1,8 +1,8 @@
 import { Elysia } from 'elysia';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.ts';
-import { HttpError, notFound, problemResponse, unauthorized } from '../http/problem.ts';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.ts';
+import { HttpError, notFound, problemResponse, unauthorized } from './problem.ts';
+import { METRICS_CONTENT_TYPE, renderMetrics } from '../observability/metrics.ts';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

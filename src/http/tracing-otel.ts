@@ -4,7 +4,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from './request-id.ts';
 import type { Tracing } from './tracing.ts';
 
 const headerGetter: TextMapGetter<Headers> = {
