@@ -823,7 +823,9 @@ export interface components {
             metadata?: components["schemas"]["Metadata"];
             /**
              * Format: date-time
-             * @description When the message was said, for clients that buffer. Server time when absent.
+             * @description When the message was said, for clients that buffer. Server time when absent. Not
+             *     before 2000-01-01T00:00:00Z and not more than one day after the server's clock (422
+             *     otherwise).
              */
             createdAt?: string;
         };
