@@ -18,8 +18,10 @@ export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) 
       '/login',
       async ({ em, jwt, body, cookie, request, set }) => {
         const { email, password } = body as RequestBody<'login'>;
-        // Before the password is checked: a locked email costs no argon2 verification.
-        Object.assign(set.headers, await throttle.admit(clientIp(request, config.trustProxy), email));
+        // Before the password is checked: a locked email costs no argon2 verification, and the
+        // attempt is counted before it runs, so parallel guesses cannot outrun the lock.
+        const admission = await throttle.admit(clientIp(request, config.trustProxy), email);
+        Object.assign(set.headers, admission.headers);
         let caller;
         try {
           caller = await login(em, email, password, config.sessionTtlSeconds);

@@ -33,7 +33,11 @@ export async function login(em: Em, email: string, password: string, ttlSeconds:
     throw invalidCredentials();
   }
 
+  // Its own transaction, before the session's: on Citus `users` and `sessions` are reference
+  // tables, and updating the user after inserting the session (which locks the user's row for
+  // its foreign key) upgrades a shard-resource lock that concurrent logins hold: a deadlock.
   user.lastLoginAt = new Date();
+  await em.flush();
   const session = em.create(Session, { userId: user.id, expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
   recordAudit(em, { ...audit, action: 'auth.login', details: {} });
   await em.flush();
