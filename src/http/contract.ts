@@ -3,6 +3,7 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormats from 'ajv-formats';
 import specText from '../../openapi.yaml' with { type: 'text' };
 import type { operations } from '../generated/openapi.ts';
+import { PendingBody } from './body.ts';
 import { validationFailed, type FieldError } from './problem.ts';
 import { EVENT_TIME_RULE, isPlausibleEventTime, parseTimestamp } from './time.ts';
 
@@ -251,14 +252,17 @@ export function validateRequest(operationId: OperationId, input: { body: unknown
 
 /**
  * `{ operation: 'createChat' }` on a route validates its body and query against the contract.
- * It runs after the route's authentication, so an anonymous caller learns nothing from 422s.
+ * It runs after the route's authentication, so an anonymous caller learns nothing from 422s and
+ * costs no body parsing.
  */
 export const contract = new Elysia({ name: 'contract' }).macro({
   operation(operationId: OperationId) {
     if (!operationsById.has(operationId)) throw new Error(`Route names unknown operation ${operationId}`);
     return {
-      beforeHandle({ body, query }) {
-        validateRequest(operationId, { body, query: query as Record<string, unknown> });
+      async beforeHandle(context) {
+        // The body is read here, after the route's authentication, never before (src/http/body.ts).
+        if (context.body instanceof PendingBody) context.body = await context.body.read();
+        validateRequest(operationId, { body: context.body, query: context.query as Record<string, unknown> });
       },
     };
   },

@@ -33,17 +33,23 @@ export class LoginThrottle {
     private readonly config: Pick<Config, 'rateLimits'>,
   ) {}
 
-  /** Refuses with 429 when the address or the email is over its limit; reserves one attempt. */
-  async admit(ip: string | undefined, email: string): Promise<Admission> {
-    const { loginPerMinute, loginMaxFailures, loginFailureWindowSeconds, loginLockSeconds } = this.config.rateLimits;
-    let headers: Record<string, string> = {};
-    if (ip !== undefined && loginPerMinute > 0) {
-      const decision = await this.limiter.hit(`login:ip:${ip}`, loginPerMinute, MINUTE_MS);
-      if (decision) {
-        headers = rateLimitHeaders(decision);
-        if (!decision.allowed) throw tooManyRequests('Too many login attempts from your address; retry later.', decision.resetSeconds, headers);
-      }
-    }
+  /**
+   * Refuses with 429 when the client address is over its limit; returns the headers to send.
+   * Runs before the request body is read.
+   */
+  async admitAddress(ip: string | undefined): Promise<Record<string, string>> {
+    const { loginPerMinute } = this.config.rateLimits;
+    if (ip === undefined || loginPerMinute <= 0) return {};
+    const decision = await this.limiter.hit(`login:ip:${ip}`, loginPerMinute, MINUTE_MS);
+    if (!decision) return {};
+    const headers = rateLimitHeaders(decision);
+    if (!decision.allowed) throw tooManyRequests('Too many login attempts from your address; retry later.', decision.resetSeconds, headers);
+    return headers;
+  }
+
+  /** Refuses with 429 when the email is locked or all its attempts are taken; reserves one. */
+  async admit(email: string, headers: Record<string, string> = {}): Promise<Admission> {
+    const { loginMaxFailures, loginFailureWindowSeconds, loginLockSeconds } = this.config.rateLimits;
     const key = keys(email);
     if (loginMaxFailures <= 0) {
       const lock = await this.limiter.attempt(() => this.limiter.store.peek(key.lock));
