@@ -166,8 +166,24 @@ describe('ingestion: per API key', () => {
     expect(cleared.data!.settings.ingestRateLimitPerMinute).toBeNull();
     const after = await createChat(app, org);
     expect(after.status).toBe(201);
-    // The same window goes on: 3 counted already (the refused one too), this is the 4th.
-    expect(limitHeaders(after)).toMatchObject({ limit: '50', remaining: '46' });
+    // Back to the default: the key's own budget, counted apart from the organization's.
+    expect(limitHeaders(after)).toMatchObject({ limit: '50', remaining: '49' });
+  });
+
+  test("an organization's own figure caps the organization, whatever the number of its keys", async () => {
+    const org = await createTenant(t);
+    const root = t.client({ token: await superadminToken(t) });
+    const set = await root.PATCH('/orgs/{org}', { params: { path: { org: org.slug } }, body: { settings: { ingestRateLimitPerMinute: 3 } } });
+    expect(set.response.status).toBe(200);
+    const keys = [org, await newKey(org), await newKey(org), await newKey(org)];
+    const app = appWith({ INGEST_RATE_LIMIT_PER_MINUTE: '50' });
+    const statuses: number[] = [];
+    for (const key of keys) for (let i = 0; i < 3; i++) statuses.push((await createChat(app, key)).status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+    // Another organization's budget is its own.
+    const other = await createTenant(t);
+    expect((await createChat(app, other)).status).toBe(201);
   });
 });
 

@@ -920,7 +920,7 @@ export interface components {
         OrganizationSettings: {
             /** @description Chats whose last activity is older are deleted. `null` keeps them forever. */
             retentionDays: number | null;
-            /** @description Ingestion requests allowed per minute for each API key; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`. */
+            /** @description Ingestion requests allowed per minute to the organization, all its API keys together; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`, a budget per API key. */
             ingestRateLimitPerMinute: number | null;
         };
         OrganizationList: {
