@@ -42,7 +42,7 @@ describe('the body is not read before authentication', () => {
   const handle = (r: Request) => t.app.handle(r);
 
   test('ingestion without a key, or with a wrong one: 401, body unread', async () => {
-    for (const headers of [{}, { 'x-organization-api-key': 'clk_wrong' }]) {
+    for (const headers of [{}, { 'x-organization-api-key': 'clk_wrong' }] as Record<string, string>[]) {
       for (const path of [`/api/v1/orgs/${tenant.slug}/chats`, `/api/v1/orgs/${tenant.slug}/chats/${crypto.randomUUID()}/messages`, `/api/v1/orgs/${tenant.slug}/chats/${crypto.randomUUID()}/messages/batch`]) {
         expect(await send(handle, 'POST', path, headers)).toEqual({ status: 401, read: false, type: 'application/problem+json' });
       }
