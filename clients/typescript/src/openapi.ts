@@ -326,7 +326,9 @@ export interface paths {
         put?: never;
         /**
          * Add a user to an organization (admin of that organization, or superadmin).
-         * @description Only a superadmin may grant the `superadmin` role.
+         * @description Only a superadmin may grant the `superadmin` role. Accounts belong to one organization:
+         *     an email is unique within the organization (409 when this organization has it already),
+         *     and other organizations' accounts with the same email are other accounts.
          */
         post: operations["createUser"];
         delete?: never;
