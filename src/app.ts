@@ -56,7 +56,7 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
     .use(problems(log))
     .use(securityHeaders(config))
     .use(headerLimit(config.maxHeaderBytes))
-    .use(cors(config, db))
+    .use(cors(config))
     .use(csrf(config))
     // Global hooks apply to the routes registered after them. The system routes come before the
     // request context (its entity manager), which the OTLP route brings; OTLP bodies (protobuf,

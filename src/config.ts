@@ -154,6 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (jwtSecret === undefined && nodeEnv === 'production') {
     problems.push('JWT_SECRET is required when NODE_ENV=production');
   }
+  const weakness = jwtSecret !== undefined && jwtSecret.length >= 32 && nodeEnv === 'production' ? secretWeakness(jwtSecret) : undefined;
+  if (weakness) problems.push(`JWT_SECRET ${weakness} (NODE_ENV=production); generate one, e.g. openssl rand -base64 48`);
 
   const metricsToken = str('METRICS_TOKEN');
   if (metricsToken !== undefined && metricsToken.length < 16) {
@@ -270,4 +272,25 @@ function gitCommit(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Secrets that documentation shows as examples (.env.example): known to everyone. */
+const PLACEHOLDER_SECRETS = new Set(['change-me-to-a-long-random-string-of-32-or-more-characters']);
+const PLACEHOLDER_WORDS = /change[-_ ]?me|replace[-_ ]?me|your[-_ ]?secret|placeholder|example/i;
+/** Bits of entropy (Shannon, over the secret's own characters) a production secret must show. */
+const MIN_SECRET_BITS = 80;
+
+/**
+ * Why a secret must not sign production sessions: a known placeholder, or too little variety to
+ * be random (`aaaa...`, `abab...`). A 32-character hex string from a random source shows about
+ * 110 bits by this measure (none below 80 in a million draws), base64 of 48 random bytes about 350.
+ */
+export function secretWeakness(secret: string): string | undefined {
+  if (PLACEHOLDER_SECRETS.has(secret) || PLACEHOLDER_WORDS.test(secret)) return 'is a placeholder from the documentation';
+  const counts = new Map<string, number>();
+  for (const char of secret) counts.set(char, (counts.get(char) ?? 0) + 1);
+  let perChar = 0;
+  for (const count of counts.values()) perChar -= (count / secret.length) * Math.log2(count / secret.length);
+  if (counts.size < 8 || perChar * secret.length < MIN_SECRET_BITS) return 'has too little entropy to be random';
+  return undefined;
 }

@@ -187,7 +187,7 @@ describe('POST /orgs/{org}/users', () => {
     expect(granted.data!.role).toBe('superadmin');
   });
 
-  test('an email in use is a 409, also in another case', async () => {
+  test('an email in use in the organization is a 409, also in another case', async () => {
     const email = newEmail();
     const api = as(tenant.adminToken);
     expect((await api.POST('/orgs/{org}/users', { ...orgPath('me'), body: { email, password: PASSWORD, role: 'user' } })).response.status).toBe(201);
@@ -195,8 +195,29 @@ describe('POST /orgs/{org}/users', () => {
     expect(same.response.status).toBe(409);
     const upper = await api.POST('/orgs/{org}/users', { ...orgPath('me'), body: { email: email.toUpperCase(), password: PASSWORD, role: 'user' } });
     expect(upper.response.status).toBe(409);
-    const elsewhere = await root().POST('/orgs/{org}/users', { ...orgPath(other.slug), body: { email, password: PASSWORD, role: 'user' } });
-    expect(elsewhere.response.status).toBe(409);
+  });
+
+  test("accounts belong to one organization: another tenant's emails (the superadmin's too) are free and tell nothing", async () => {
+    const email = newEmail();
+    expect((await as(tenant.adminToken).POST('/orgs/{org}/users', { ...orgPath('me'), body: { email, password: PASSWORD, role: 'user' } })).response.status).toBe(201);
+    // The same email in another organization is another account, with its own password.
+    const elsewhere = await as(other.adminToken).POST('/orgs/{org}/users', { ...orgPath('me'), body: { email, password: 'another-password-2', role: 'admin' } });
+    expect(elsewhere.response.status).toBe(201);
+    const rootEmail = (await as(await superadminToken(t)).GET('/users/me')).data!.email;
+    expect((await as(other.adminToken).POST('/orgs/{org}/users', { ...orgPath('me'), body: { email: rootEmail, password: 'squatter-password-3', role: 'user' } })).response.status).toBe(201);
+
+    // Login picks the account whose password matches.
+    const first = await t.client().POST('/auth/login', { body: { email, password: PASSWORD } });
+    expect(first.data!.user.organizationId).toBe(tenant.orgId);
+    const second = await t.client().POST('/auth/login', { body: { email, password: 'another-password-2' } });
+    expect(second.data!.user.organizationId).toBe(other.orgId);
+    expect(second.data!.user.role).toBe('admin');
+    expect((await t.client().POST('/auth/login', { body: { email, password: 'neither-password' } })).response.status).toBe(401);
+    // The squatter's account does not get the superadmin's rights, nor block the superadmin.
+    const squatter = await t.client().POST('/auth/login', { body: { email: rootEmail, password: 'squatter-password-3' } });
+    expect(squatter.data!.user.role).toBe('user');
+    expect(squatter.data!.user.organizationId).toBe(other.orgId);
+    expect((await as(await superadminToken(t)).GET('/users/me')).data!.role).toBe('superadmin');
   });
 
   test('the same email created twice at once: one 201, one 409', async () => {

@@ -379,6 +379,8 @@ describe('PATCH /orgs/{org}', () => {
     });
     expect(again.response.status).toBe(201);
     expect(again.data!.chatId).toBe(chatId);
+    // The sessions ended with the deactivation: reactivating does not revive them (as for a user).
+    for (const token of [tenant.adminToken, user.token, viewer.token]) expect(await meStatus(token)).toBe(401);
     const adminToken = await login(t, tenant.adminEmail, PASSWORD);
     expect(await meStatus(adminToken)).toBe(200);
   });

@@ -197,31 +197,41 @@ describe('CORS for the ingestion API: per API key', () => {
     expect(invalid.headers.get('access-control-allow-origin')).toBe(SHOP);
   });
 
-  test('a preflight is 204 when any usable key of the organization accepts the origin', async () => {
-    const org = await createTenant(t);
-    // The tenant's own key accepts any origin: revoke it so only restricted keys remain.
-    await t.client({ token: org.adminToken }).DELETE('/orgs/{org}/apikeys/{keyId}', { params: { path: { org: 'me', keyId: org.apiKeyId } } });
-    await keyFor(org, [SHOP]);
-    const ok = await preflight(org.slug, SHOP, `chats/${crypto.randomUUID()}/messages/batch`);
-    expect(ok.status).toBe(204);
-    expect(ok.headers.get('access-control-allow-origin')).toBe(SHOP);
-    expect(ok.headers.get('access-control-allow-methods')).toContain('POST');
-    expect(ok.headers.get('access-control-allow-headers')!.split(/,\s*/).sort()).toEqual(['content-type', 'x-organization-api-key', 'x-request-id']);
-    expect(ok.headers.get('access-control-max-age')).toBe('600');
-    expect(ok.headers.get('vary')).toContain('Origin');
-
-    const refused = await preflight(org.slug, EVIL);
-    await expectProblem(refused, 403);
-    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
-    // An unknown organization answers like an origin no key accepts.
-    await expectProblem(await preflight(`nope-${unique()}`, SHOP), 403);
+  test('a preflight answers the same for every slug and origin: it tells nothing about organizations or keys', async () => {
+    const restricted = await createTenant(t);
+    // The tenant's own key accepts any origin: revoke it so only a restricted key remains.
+    await t.client({ token: restricted.adminToken }).DELETE('/orgs/{org}/apikeys/{keyId}', { params: { path: { org: 'me', keyId: restricted.apiKeyId } } });
+    await keyFor(restricted, [SHOP]);
+    const open = await createTenant(t);
+    const answers = [];
+    for (const [slug, origin] of [
+      [restricted.slug, SHOP],
+      [restricted.slug, EVIL],
+      [open.slug, EVIL],
+      [`nope-${unique()}`, SHOP],
+      [`nope-${unique()}`, EVIL],
+    ] as const) {
+      const response = await preflight(slug, origin, `chats/${crypto.randomUUID()}/messages/batch`);
+      expect(response.status).toBe(204);
+      expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(response.headers.get('access-control-allow-methods')).toContain('POST');
+      expect(response.headers.get('access-control-allow-headers')!.split(/,\s*/).sort()).toEqual(['content-type', 'x-organization-api-key', 'x-request-id']);
+      expect(response.headers.get('access-control-max-age')).toBe('600');
+      expect(response.headers.get('vary')).toContain('Origin');
+      answers.push([...response.headers.entries()].filter(([name]) => name.startsWith('access-control-max') || name === 'access-control-allow-methods' || name === 'access-control-allow-headers'));
+    }
+    for (const answer of answers) expect(answer).toEqual(answers[0]!);
   });
 
-  test('a preflight accepts any origin when one usable key accepts any; revoked keys do not count', async () => {
+  test('the request itself is held to its own key: another origin is a 403 without CORS headers', async () => {
     const org = await createTenant(t);
-    expect((await preflight(org.slug, EVIL)).status).toBe(204);
-    await t.client({ token: org.adminToken }).DELETE('/orgs/{org}/apikeys/{keyId}', { params: { path: { org: 'me', keyId: org.apiKeyId } } });
-    await expectProblem(await preflight(org.slug, EVIL), 403);
+    const key = await keyFor(org, [SHOP]);
+    const refused = await ingest(org, key.key, { origin: EVIL }, {});
+    await expectProblem(refused, 403);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    const ok = await ingest(org, key.key, { origin: SHOP }, {});
+    expect(ok.status).toBe(201);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(SHOP);
   });
 });
 

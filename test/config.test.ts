@@ -131,6 +131,24 @@ describe('loadConfig validation', () => {
     }
   });
 
+  test('NODE_ENV=production refuses the placeholder JWT_SECRET of .env.example and low-entropy secrets', async () => {
+    const example = await Bun.file(join(import.meta.dir, '..', '.env.example')).text();
+    const placeholder = /JWT_SECRET=(\S+)/.exec(example)![1]!;
+    for (const weak of [placeholder, 'a'.repeat(40), 'ab'.repeat(20), '0123012301230123012301230123012301', 'CHANGE-ME-please-change-me-now-0123456789', 'your-secret-goes-here-at-least-32-chars']) {
+      const error = configError({ NODE_ENV: 'production', JWT_SECRET: weak, DATA_DIR: tempDir() });
+      expect(error.problems).toEqual([expect.stringMatching(/^JWT_SECRET (is a placeholder|has too little entropy)/)]);
+    }
+    // Random secrets pass: hex of 16 bytes, base64 of 48.
+    for (let i = 0; i < 20; i++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(48));
+      for (const secret of [Buffer.from(bytes.slice(0, 16)).toString('hex'), Buffer.from(bytes).toString('base64')]) {
+        expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, DATA_DIR: tempDir() }).jwtSecret).toBe(secret);
+      }
+    }
+    // Outside production the rule does not apply (tests and development use fixed secrets).
+    expect(loadConfig({ JWT_SECRET: placeholder, DATA_DIR: tempDir() }).jwtSecret).toBe(placeholder);
+  });
+
   test('NODE_ENV=production without JWT_SECRET throws and writes no secret', () => {
     const dir = tempDir();
     const error = configError({ NODE_ENV: 'production', DATA_DIR: dir });

@@ -476,6 +476,24 @@ describe('spans that cannot be stored', () => {
     expect(said(mapping.conversations[0]!)).toEqual(['system: You are a support agent.', 'user: fine', 'assistant: ok']);
   });
 
+  test('spans outside the window of client event times are rejected (2000-01-01 to a day ahead)', () => {
+    const trace = newTraceId();
+    const NS_PER_MS = 1_000_000n;
+    const at = (iso: string) => BigInt(Date.parse(iso)) * NS_PER_MS;
+    const cases = [
+      { start: at('1999-12-31T23:59:59Z'), end: at('2000-01-01T00:00:01Z') },
+      { start: 1n, end: 2n },
+      { start: T0, end: BigInt(Date.now() + 2 * 86_400_000) * NS_PER_MS },
+      { start: at('9999-12-31T00:00:00Z'), end: at('9999-12-31T23:59:59Z') },
+    ];
+    for (const { start, end } of cases) {
+      const bad = { ...chatCall(trace, T0, [text('user', 'x')], [text('assistant', 'y')]), startUnixNano: start, endUnixNano: end };
+      const mapping = mapSpans([bad]);
+      expect(mapping.conversations).toEqual([]);
+      expect(mapping.rejected.map((r) => r.reason)).toEqual([expect.stringContaining('time out of range')]);
+    }
+  });
+
   test('what PostgreSQL cannot store is replaced, and what exceeds the limits is cut and marked', () => {
     const long = 'x'.repeat(300_000);
     const c = only(mapSpans([chatCall(newTraceId(), T0, [text('user', 'nul\u0000here \ud800')], [text('assistant', long)], { 'gen_ai.response.model': 'm'.repeat(300) })]));

@@ -166,8 +166,24 @@ describe('ingestion: per API key', () => {
     expect(cleared.data!.settings.ingestRateLimitPerMinute).toBeNull();
     const after = await createChat(app, org);
     expect(after.status).toBe(201);
-    // The same window goes on: 3 counted already (the refused one too), this is the 4th.
-    expect(limitHeaders(after)).toMatchObject({ limit: '50', remaining: '46' });
+    // Back to the default: the key's own budget, counted apart from the organization's.
+    expect(limitHeaders(after)).toMatchObject({ limit: '50', remaining: '49' });
+  });
+
+  test("an organization's own figure caps the organization, whatever the number of its keys", async () => {
+    const org = await createTenant(t);
+    const root = t.client({ token: await superadminToken(t) });
+    const set = await root.PATCH('/orgs/{org}', { params: { path: { org: org.slug } }, body: { settings: { ingestRateLimitPerMinute: 3 } } });
+    expect(set.response.status).toBe(200);
+    const keys = [org, await newKey(org), await newKey(org), await newKey(org)];
+    const app = appWith({ INGEST_RATE_LIMIT_PER_MINUTE: '50' });
+    const statuses: number[] = [];
+    for (const key of keys) for (let i = 0; i < 3; i++) statuses.push((await createChat(app, key)).status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+    // Another organization's budget is its own.
+    const other = await createTenant(t);
+    expect((await createChat(app, other)).status).toBe(201);
   });
 });
 
@@ -275,6 +291,29 @@ describe('login: failures lock the email', () => {
     expect(stranger.headers.get('retry-after')).toBe(known.headers.get('retry-after'));
     expect(stranger.headers.get('content-type')).toBe(known.headers.get('content-type'));
     expect(await stranger.json()).toEqual(await known.json());
+  });
+
+  test('guesses sent at once are admitted no more than LOGIN_MAX_FAILURES times (the attempt is counted before the hash)', async () => {
+    const app = appWith({ LOGIN_MAX_FAILURES: '5', LOGIN_LOCK_SECONDS: '30' });
+    const user = await addUser(t, tenant, 'user');
+    for (const email of [user.email, `nobody-${unique()}@example.test`]) {
+      const responses = await Promise.all(Array.from({ length: 20 }, () => login(app, email, 'wrong-password')));
+      const statuses = responses.map((r) => r.status).sort();
+      expect(statuses).toEqual([...Array(5).fill(401), ...Array(15).fill(429)]);
+      await expectTooMany(await login(app, email, PASSWORD));
+    }
+  });
+
+  test('a right password among parallel guesses still logs in while slots remain, and clears the count', async () => {
+    const app = appWith({ LOGIN_MAX_FAILURES: '3', LOGIN_LOCK_SECONDS: '30' });
+    const user = await addUser(t, tenant, 'user');
+    const [ok, ...wrong] = await Promise.all([login(app, user.email, PASSWORD), login(app, user.email, 'wrong-password'), login(app, user.email, 'wrong-password')]);
+    expect(ok!.status).toBe(200);
+    expect(wrong.map((r) => r.status)).toEqual([401, 401]);
+    // Two failures are not three: no lock, whichever of the three finished first.
+    expect((await login(app, user.email, PASSWORD)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await login(app, user.email, 'wrong-password')).status).toBe(401);
+    await expectTooMany(await login(app, user.email, PASSWORD));
   });
 
   test('LOGIN_MAX_FAILURES=0 never locks', async () => {
@@ -415,6 +454,29 @@ describe.skipIf(!redisUp)('Redis store', () => {
     const keys = (await raw.send('KEYS', [`${prefix}login:*`])) as string[];
     expect(keys.length).toBeGreaterThan(0);
     for (const k of keys) expect(k).not.toContain(user.email);
+  });
+
+  test('guesses sent at once to two instances sharing Redis: at most LOGIN_MAX_FAILURES are checked', async () => {
+    const env = { LOGIN_MAX_FAILURES: '5', LOGIN_LOCK_SECONDS: '30' };
+    const a = appWith(env, store());
+    const b = appWith(env, store());
+    const user = await addUser(t, tenant, 'user');
+    const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => login(i % 2 ? a : b, user.email, 'wrong-password')));
+    expect(responses.map((r) => r.status).sort()).toEqual([...Array(5).fill(401), ...Array(15).fill(429)]);
+    await expectTooMany(await login(a, user.email, PASSWORD));
+    await expectTooMany(await login(b, user.email, PASSWORD));
+  });
+
+  test('incrementUnless counts nothing while the guard is set, atomically', async () => {
+    const s = store();
+    const results = await Promise.all(Array.from({ length: 10 }, () => s.incrementUnless('g', 'c', 2000)));
+    expect(results.map((r) => r.count).sort((x, y) => x - y)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(results.every((r) => !r.blocked)).toBe(true);
+    await s.put('g', 1, 1500);
+    const blocked = await s.incrementUnless('g', 'c', 2000);
+    expect(blocked.blocked).toBe(true);
+    expect(blocked.resetInMs).toBeWithin(1, 1501);
+    expect((await s.peek('c'))!.count).toBe(10);
   });
 
   test('unreachable Redis: requests go through without limits, and a warning is logged', async () => {

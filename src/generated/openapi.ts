@@ -326,7 +326,9 @@ export interface paths {
         put?: never;
         /**
          * Add a user to an organization (admin of that organization, or superadmin).
-         * @description Only a superadmin may grant the `superadmin` role.
+         * @description Only a superadmin may grant the `superadmin` role. Accounts belong to one organization:
+         *     an email is unique within the organization (409 when this organization has it already),
+         *     and other organizations' accounts with the same email are other accounts.
          */
         post: operations["createUser"];
         delete?: never;
@@ -823,7 +825,9 @@ export interface components {
             metadata?: components["schemas"]["Metadata"];
             /**
              * Format: date-time
-             * @description When the message was said, for clients that buffer. Server time when absent.
+             * @description When the message was said, for clients that buffer. Server time when absent. Not
+             *     before 2000-01-01T00:00:00Z and not more than one day after the server's clock (422
+             *     otherwise).
              */
             createdAt?: string;
         };
@@ -918,7 +922,7 @@ export interface components {
         OrganizationSettings: {
             /** @description Chats whose last activity is older are deleted. `null` keeps them forever. */
             retentionDays: number | null;
-            /** @description Ingestion requests allowed per minute for each API key; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`. */
+            /** @description Ingestion requests allowed per minute to the organization, all its API keys together; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`, a budget per API key. */
             ingestRateLimitPerMinute: number | null;
         };
         OrganizationList: {

@@ -38,32 +38,50 @@ export async function readCapped(request: Request, maxBytes: number): Promise<Ui
 }
 
 /**
+ * A request body not read yet. The global parser hands this to Elysia instead of the document, so
+ * nothing is read or parsed before the route has authenticated (and rate-limited) the caller: the
+ * `operation` macro of src/http/contract.ts reads it, after the route's authentication.
+ */
+export class PendingBody {
+  private value: Promise<unknown> | undefined;
+  constructor(private readonly reader: () => Promise<unknown>) {}
+  read(): Promise<unknown> {
+    return (this.value ??= this.reader());
+  }
+}
+
+async function parseJson(request: Request, contentType: string | undefined, maxBytes: number): Promise<unknown> {
+  const bytes = await readCapped(request, maxBytes);
+  if (bytes.byteLength === 0) return null;
+  const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
+  if (mediaType !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(mediaType)) {
+    throw unsupportedMediaType();
+  }
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw badRequest('The request body is not valid UTF-8.');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw badRequest('The request body is not valid JSON.');
+  }
+  if (tooDeep(value)) throw validationFailed([{ pointer: '/body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+  return value;
+}
+
+/**
  * Request bodies are JSON only, read with a hard size cap (also when no Content-Length is sent),
- * decoded as strict UTF-8 and parsed once. Everything else is a 4xx with a clear reason.
+ * decoded as strict UTF-8 and parsed once. Everything else is a 4xx with a clear reason. The body
+ * is read only when the route asks for it (PendingBody), after authentication.
  */
 export const jsonBody = (maxBytes: number) =>
-  new Elysia({ name: 'json-body' }).onParse({ as: 'global' }, async ({ request, contentType }) => {
-      // Refused before reading a byte when the client announces the size.
-      if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw payloadTooLarge(maxBytes);
-      const bytes = await readCapped(request, maxBytes);
-      // null, not undefined: undefined would hand the consumed stream to Elysia's own parser.
-      if (bytes.byteLength === 0) return null;
-      const mediaType = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
-      if (mediaType !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(mediaType)) {
-        throw unsupportedMediaType();
-      }
-      let text: string;
-      try {
-        text = decoder.decode(bytes);
-      } catch {
-        throw badRequest('The request body is not valid UTF-8.');
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        throw badRequest('The request body is not valid JSON.');
-      }
-      if (tooDeep(value)) throw validationFailed([{ pointer: '/body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]);
-      return value;
-    });
+  new Elysia({ name: 'json-body' }).onParse({ as: 'global' }, ({ request, contentType }) => {
+    // Refused before reading a byte when the client announces the size (costs nothing).
+    if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw payloadTooLarge(maxBytes);
+    // Not undefined: undefined would hand the stream to Elysia's own parser.
+    return new PendingBody(() => parseJson(request, contentType, maxBytes));
+  });

@@ -3,7 +3,9 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormats from 'ajv-formats';
 import specText from '../../openapi.yaml' with { type: 'text' };
 import type { operations } from '../generated/openapi.ts';
+import { PendingBody } from './body.ts';
 import { validationFailed, type FieldError } from './problem.ts';
+import { EVENT_TIME_RULE, isPlausibleEventTime, parseTimestamp } from './time.ts';
 
 /**
  * openapi.yaml is the single source of request validation: each route names its operationId
@@ -74,30 +76,20 @@ function jsonDepth(value: unknown): number {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
-
-/**
- * RFC 3339 timestamps that PostgreSQL can store as they are: year 1 to 9999, offsets within
- * +-15:59, real calendar dates. (ajv-formats also accepts offsets PostgreSQL refuses.)
- */
-function isStorableDateTime(value: string): boolean {
-  const m = DATE_TIME.exec(value);
-  if (!m) return false;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return false;
-  if (m[7] !== undefined && (Number(m[7]) > 15 || Number(m[8]) > 59)) return false;
-  const date = new Date(Date.UTC(year, month - 1, day));
-  date.setUTCFullYear(year);
-  return date.getUTCDate() === day && date.getUTCMonth() === month - 1;
-}
-
 function createAjv(forQuery: boolean) {
   // verbose: custom keywords' limits are read back from the schema for the error message.
   const ajv = new Ajv2020({ allErrors: true, verbose: true, coerceTypes: forQuery ? 'array' : false, useDefaults: forQuery, strictSchema: false });
   addFormats(ajv);
   // Stricter than ajv-formats: only what PostgreSQL's uuid and timestamptz accept unchanged.
   ajv.addFormat('uuid', UUID);
-  ajv.addFormat('date-time', isStorableDateTime);
+  ajv.addFormat('date-time', (value: string) => parseTimestamp(value) !== null);
+  // A client's time of an event: plausible now (see src/http/time.ts), or a 422.
+  ajv.addKeyword({
+    keyword: 'x-event-time',
+    schemaType: 'boolean',
+    errors: false,
+    validate: (on: boolean, data: unknown) => !on || typeof data !== 'string' || parseTimestamp(data) === null || isPlausibleEventTime(data),
+  });
   ajv.addKeyword({
     keyword: 'x-max-bytes',
     schemaType: 'number',
@@ -143,6 +135,12 @@ function describe(error: ErrorObject): FieldError {
       break;
     case 'x-max-bytes':
       message = `is larger than ${error.schema} bytes of JSON`;
+      break;
+    case 'format':
+      if (error.params.format === 'date-time') message = 'must be an RFC 3339 date-time in the years 0001 to 9999 in UTC';
+      break;
+    case 'x-event-time':
+      message = EVENT_TIME_RULE;
       break;
     case 'x-max-depth':
       message = `is nested deeper than ${error.schema} levels`;
@@ -254,14 +252,17 @@ export function validateRequest(operationId: OperationId, input: { body: unknown
 
 /**
  * `{ operation: 'createChat' }` on a route validates its body and query against the contract.
- * It runs after the route's authentication, so an anonymous caller learns nothing from 422s.
+ * It runs after the route's authentication, so an anonymous caller learns nothing from 422s and
+ * costs no body parsing.
  */
 export const contract = new Elysia({ name: 'contract' }).macro({
   operation(operationId: OperationId) {
     if (!operationsById.has(operationId)) throw new Error(`Route names unknown operation ${operationId}`);
     return {
-      beforeHandle({ body, query }) {
-        validateRequest(operationId, { body, query: query as Record<string, unknown> });
+      async beforeHandle(context) {
+        // The body is read here, after the route's authentication, never before (src/http/body.ts).
+        if (context.body instanceof PendingBody) context.body = await context.body.read();
+        validateRequest(operationId, { body: context.body, query: context.query as Record<string, unknown> });
       },
     };
   },

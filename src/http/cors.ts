@@ -1,7 +1,5 @@
 import { Elysia } from 'elysia';
 import type { Config } from '../config.ts';
-import { usableKeyOrigins } from '../modules/apikeys/apikeys.service.ts';
-import type { Database } from '../db/orm.ts';
 import { canonicalOrigin } from '../origins.ts';
 import { forbidden } from './problem.ts';
 import { pathOf } from './security-headers.ts';
@@ -34,27 +32,17 @@ function isTrusted(config: Pick<Config, 'trustedOrigins'>, origin: string): bool
   return canonical !== null && config.trustedOrigins.includes(canonical);
 }
 
-const INGESTION_SLUG = /^\/api\/v1\/orgs\/([^/]+)\//;
-
-function slugOf(path: string): string | undefined {
-  const raw = INGESTION_SLUG.exec(path)?.[1];
-  if (raw === undefined) return undefined;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The answer to a preflight (OPTIONS with Origin and Access-Control-Request-Method). */
-async function preflight(config: Pick<Config, 'trustedOrigins'>, db: Database, request: Request, origin: string): Promise<Response> {
+/**
+ * The answer to a preflight (OPTIONS with Origin and Access-Control-Request-Method).
+ *
+ * On ingestion routes it is the same for every organization and origin, known or not: a preflight
+ * carries no key, so anything it answered from the keys would tell an anonymous caller which
+ * organizations exist and let it guess a restricted key's origins. The browser then sends the
+ * request itself, and that is refused (403, no CORS headers) unless its own key accepts the origin.
+ */
+async function preflight(config: Pick<Config, 'trustedOrigins'>, request: Request, origin: string): Promise<Response> {
   const path = pathOf(request.url);
   if (path.startsWith(INGESTION_PREFIX)) {
-    const slug = slugOf(path);
-    const keys = slug === undefined ? [] : await usableKeyOrigins(db.fork(), slug);
-    if (!keys.some((allowed) => keyAcceptsOrigin(allowed, origin))) {
-      throw forbidden(`No API key of this organization accepts requests from the origin ${origin}.`);
-    }
     return new Response(null, {
       status: 204,
       headers: {
@@ -81,18 +69,18 @@ async function preflight(config: Pick<Config, 'trustedOrigins'>, db: Database, r
 /**
  * Cross-origin access:
  * - Ingestion routes: a browser may call them from the origins their API key accepts (checked
- *   with the key, see `ingestionCors`). A preflight carries no key, so it succeeds when any usable
- *   key of the organization accepts the origin; the request itself is then held to its own key.
+ *   with the key, see `ingestionCors`). A preflight carries no key, so it answers the same for
+ *   every slug and origin; the request itself is then held to its own key.
  * - Everything else (the dashboard API): only TRUSTED_ORIGINS get CORS headers, with credentials.
  * Preflights are answered before routing (they are not operations of the contract); an OPTIONS
  * request that is not a preflight is routed like any other (404). Every answer varies by `Origin`.
  */
-export const cors = (config: Pick<Config, 'trustedOrigins'>, db: Database) =>
+export const cors = (config: Pick<Config, 'trustedOrigins'>) =>
   new Elysia({ name: 'cors' }).onRequest(({ request, set }) => {
     set.headers.vary = 'Origin';
     const origin = request.headers.get('origin');
     if (origin === null) return;
-    if (request.method === 'OPTIONS' && request.headers.has('access-control-request-method')) return preflight(config, db, request, origin);
+    if (request.method === 'OPTIONS' && request.headers.has('access-control-request-method')) return preflight(config, request, origin);
     if (!pathOf(request.url).startsWith(INGESTION_PREFIX) && isTrusted(config, origin)) {
       Object.assign(set.headers, {
         'access-control-allow-origin': origin,

@@ -1,5 +1,6 @@
 import { isUuid } from './ids.ts';
 import { validationFailed } from './problem.ts';
+import { isPgTimestampText } from './time.ts';
 
 /**
  * Keyset cursors: the sort key of the last row of a page, opaque to clients (base64url JSON).
@@ -31,18 +32,6 @@ export function decodeCursor(cursor: string | undefined, arity: number, isValid:
   throw invalidCursor();
 }
 
-// timestamptz as PostgreSQL prints it with DateStyle ISO: `2026-11-24 04:10:50.7865+00`.
-const PG_TIMESTAMPTZ = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,6})?[+-](?:0\d|1[0-5])(?::[0-5]\d){0,2}$/;
-
-function isPgTimestamp(text: string): boolean {
-  const m = PG_TIMESTAMPTZ.exec(text);
-  if (!m) return false;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const date = new Date(Date.UTC(year, month - 1, day));
-  date.setUTCFullYear(year);
-  return year >= 1 && hour <= 23 && minute <= 59 && second <= 59 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
-}
-
 export interface TimeIdKey {
   /** As PostgreSQL printed it. */
   at: string;
@@ -51,7 +40,7 @@ export interface TimeIdKey {
 
 /** The cursor of a list ordered by (a timestamp, a uuid): both parts checked, or a 422. */
 export function decodeTimeIdCursor(cursor: string | undefined): TimeIdKey | undefined {
-  const key = decodeCursor(cursor, 2, ([at, id]) => isPgTimestamp(at!) && isUuid(id!));
+  const key = decodeCursor(cursor, 2, ([at, id]) => isPgTimestampText(at!) && isUuid(id!));
   return key && { at: key[0]!, id: key[1]! };
 }
 

@@ -14,6 +14,12 @@ export interface WindowCount {
 export interface RateLimitStore {
   /** Adds one to `key`; the first hit opens a window of `windowMs` that is never extended. */
   increment(key: string, windowMs: number): Promise<WindowCount>;
+  /**
+   * In one atomic step: when `guard` is set, answers its window (`blocked`) and counts nothing;
+   * otherwise adds one to `key` as `increment` does. Two callers can never both pass a guard
+   * that one of them is about to set from the count.
+   */
+  incrementUnless(guard: string, key: string, windowMs: number): Promise<WindowCount & { blocked: boolean }>;
   /** The current count of `key`, or null when it has none (never counted, or expired). */
   peek(key: string): Promise<WindowCount | null>;
   /** Sets `key` to `count` for `ttlMs`, replacing any window it had. */
@@ -39,6 +45,12 @@ export class MemoryStore implements RateLimitStore {
     }
     window.count += 1;
     return { count: window.count, resetInMs: window.expiresAt - now };
+  }
+
+  async incrementUnless(guard: string, key: string, windowMs: number): Promise<WindowCount & { blocked: boolean }> {
+    const held = await this.peek(guard);
+    if (held) return { ...held, blocked: true };
+    return { ...(await this.increment(key, windowMs)), blocked: false };
   }
 
   async peek(key: string): Promise<WindowCount | null> {
@@ -77,6 +89,19 @@ if count == 1 or ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}`;
+
+const INCREMENT_UNLESS = `
+local held = redis.call('PTTL', KEYS[1])
+if held > 0 or held == -1 then
+  return {tonumber(redis.call('GET', KEYS[1])) or 1, held > 0 and held or tonumber(ARGV[1]), 1}
+end
+local count = redis.call('INCR', KEYS[2])
+local ttl = redis.call('PTTL', KEYS[2])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl, 0}`;
 
 const PEEK = `
 local count = redis.call('GET', KEYS[1])
@@ -120,6 +145,11 @@ export class RedisStore implements RateLimitStore {
   async increment(key: string, windowMs: number): Promise<WindowCount> {
     const [count, ttl] = (await this.command('EVAL', [INCREMENT, '1', this.keyPrefix + key, String(windowMs)])) as [number, number];
     return { count, resetInMs: ttl };
+  }
+
+  async incrementUnless(guard: string, key: string, windowMs: number): Promise<WindowCount & { blocked: boolean }> {
+    const [count, ttl, blocked] = (await this.command('EVAL', [INCREMENT_UNLESS, '2', this.keyPrefix + guard, this.keyPrefix + key, String(windowMs)])) as [number, number, number];
+    return { count, resetInMs: ttl, blocked: blocked === 1 };
   }
 
   async peek(key: string): Promise<WindowCount | null> {

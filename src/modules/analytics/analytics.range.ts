@@ -1,6 +1,7 @@
 import { query } from '../../db/sql.ts';
 import type { Em } from '../../db/orm.ts';
 import { validationFailed, type FieldError } from '../../http/problem.ts';
+import { parseTimestamp } from '../../http/time.ts';
 
 export const MAX_RANGE_DAYS = 366;
 export const DEFAULT_RANGE_DAYS = 30;
@@ -13,7 +14,6 @@ export interface Range {
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 // IANA names: letters, digits, `_`, `-`, `+` in `/`-separated parts. This rules out POSIX strings
 // such as `+05:30` or `UTC+3`, which PostgreSQL would accept with the sign inverted.
 const ZONE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
@@ -34,13 +34,8 @@ function parseBound(value: string | undefined, pointer: string, errors: FieldErr
     const [year, month, day] = date.slice(1, 4).map(Number) as [number, number, number];
     if (isCalendarDate(year, month, day)) return { kind: 'date', value };
   }
-  const dateTime = DATE_TIME.exec(value);
-  if (dateTime) {
-    const [year, month, day, hour, minute, second] = dateTime.slice(1, 7).map(Number) as number[] as [number, number, number, number, number, number];
-    const offsetOk = dateTime[7] === undefined || (Number(dateTime[7]) <= 15 && Number(dateTime[8]) <= 59);
-    if (isCalendarDate(year, month, day) && hour <= 23 && minute <= 59 && second <= 59 && offsetOk) return { kind: 'datetime', value };
-  }
-  errors.push({ pointer, message: 'must be a date (YYYY-MM-DD) or an RFC 3339 date-time' });
+  if (parseTimestamp(value) !== null) return { kind: 'datetime', value };
+  errors.push({ pointer, message: 'must be a date (YYYY-MM-DD) or an RFC 3339 date-time, in the years 0001 to 9999' });
   return { kind: 'default', value: null };
 }
 
@@ -80,6 +75,9 @@ f as (
 )
 select ${ISO('from_ts')} as from_ts, ${ISO('to_ts')} as to_ts,
        from_ts < to_ts as ordered,
+       -- RFC 3339 names the years 0001 to 9999 only (a day in tz may start in year 0 in UTC).
+       from_ts >= '0001-01-01 00:00:00+00'::timestamptz as from_printable,
+       to_ts <= '9999-12-31 23:59:59.999999+00'::timestamptz as to_printable,
        (to_ts at time zone tz) <= (from_ts at time zone tz) + interval '${MAX_RANGE_DAYS} days' as short_enough
   from f`;
 
@@ -95,7 +93,7 @@ export async function resolveRange(em: Em, input: { from?: string; to?: string; 
   if (!isTimeZoneName(tz)) errors.push({ pointer: '/query/tz', message: 'must be an IANA time zone, e.g. Europe/Amsterdam' });
   if (errors.length) throw validationFailed(errors);
 
-  let row: { from_ts: string; to_ts: string; ordered: boolean; short_enough: boolean } | undefined;
+  let row: { from_ts: string; to_ts: string; ordered: boolean; from_printable: boolean; to_printable: boolean; short_enough: boolean } | undefined;
   try {
     [row] = await query<typeof row & object>(em, RANGE_SQL, [tz, to.kind, to.value, from.kind, from.value]);
   } catch (error) {
@@ -105,6 +103,9 @@ export async function resolveRange(em: Em, input: { from?: string; to?: string; 
     if (/out of range/i.test(message)) throw validationFailed([{ pointer: input.to !== undefined ? '/query/to' : '/query/from', message: 'is out of range' }]);
     throw error;
   }
+  const outOfRange = 'is out of range (years 0001 to 9999 in UTC)';
+  if (!row!.from_printable) throw validationFailed([{ pointer: '/query/from', message: outOfRange }]);
+  if (!row!.to_printable) throw validationFailed([{ pointer: '/query/to', message: outOfRange }]);
   if (!row!.ordered) throw validationFailed([{ pointer: '/query/to', message: 'must be after from' }]);
   if (!row!.short_enough) throw validationFailed([{ pointer: '/query/to', message: `must be at most ${MAX_RANGE_DAYS} days after from` }]);
   return { from: row!.from_ts, to: row!.to_ts, tz };

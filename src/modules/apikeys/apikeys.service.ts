@@ -211,18 +211,3 @@ export async function authenticateApiKey(
 function touchLastUsed(em: Em, key: ApiKeyCaller) {
   query(em.fork(), `update api_keys set last_used_at = now() where organization_id = $1 and id = $2`, [key.organizationId, key.apiKeyId]).catch(() => {});
 }
-
-/**
- * The origin lists of the usable keys of an active organization, for CORS preflights, which
- * carry no key: a browser may go ahead when any of them accepts its origin.
- */
-export async function usableKeyOrigins(em: Em, slug: string): Promise<string[][]> {
-  const rows = await query<{ allowed_origins: string[] }>(
-    em,
-    `select k.allowed_origins
-       from api_keys k join organizations o on o.id = k.organization_id
-      where o.slug = $1 and o.active and k.revoked_at is null and (k.expires_at is null or k.expires_at > now())`,
-    [slug],
-  );
-  return rows.map((row) => row.allowed_origins);
-}

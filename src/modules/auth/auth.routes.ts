@@ -14,12 +14,22 @@ export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) 
   new Elysia({ name: 'auth-routes', prefix: '/auth' })
     .use(auth)
     .use(contract)
+    .macro({
+      // Before the body is read (the `operation` macro reads it): a flood from one address costs
+      // no parsing.
+      loginAddressLimit: {
+        async beforeHandle({ request, set }) {
+          Object.assign(set.headers, await throttle.admitAddress(clientIp(request, config.trustProxy)));
+        },
+      },
+    })
     .post(
       '/login',
       async ({ em, jwt, body, cookie, request, set }) => {
         const { email, password } = body as RequestBody<'login'>;
-        // Before the password is checked: a locked email costs no argon2 verification.
-        Object.assign(set.headers, await throttle.admit(clientIp(request, config.trustProxy), email));
+        // Before the password is checked: a locked email costs no argon2 verification, and the
+        // attempt is counted before it runs, so parallel guesses cannot outrun the lock.
+        Object.assign(set.headers, (await throttle.admit(email, set.headers as Record<string, string>)).headers);
         let caller;
         try {
           caller = await login(em, email, password, config.sessionTtlSeconds);
@@ -38,7 +48,7 @@ export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) 
           expiresAt: iso(session.expiresAt),
         } satisfies components['schemas']['Session'];
       },
-      { operation: 'login' },
+      { loginAddressLimit: true, operation: 'login' },
     )
     .post(
       '/logout',

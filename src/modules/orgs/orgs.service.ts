@@ -6,6 +6,7 @@ import { decodeCursor, page } from '../../http/cursor.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { Organization } from './organization.entity.ts';
 import { forgetOrganizationKeys } from '../apikeys/apikeys.service.ts';
+import { Session, User } from '../users/user.entity.ts';
 
 type OrganizationDto = components['schemas']['Organization'];
 type OrganizationUpdate = components['schemas']['OrganizationUpdate'];
@@ -57,7 +58,8 @@ export async function listOrganizations(em: Em, query: { limit: number; cursor?:
 
 /**
  * Renames, changes settings, or (superadmin only) deactivates or reactivates an organization.
- * Deactivation keeps the data; keys and sessions are refused from the next request on.
+ * Deactivation keeps the data; keys are refused from the next request on, and sessions end
+ * (reactivation revives the keys, not the sessions).
  */
 export async function updateOrganization(
   em: Em,
@@ -95,6 +97,12 @@ export async function updateOrganization(
       details: { fields, active: org.active, retentionDays: org.settings?.retentionDays ?? null, ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null },
     });
     await em.flush();
+    // Deactivation ends the organization's sessions, as a user's deactivation ends theirs: a
+    // later reactivation must not revive the tokens issued before.
+    if (fields.includes('active') && !org.active) {
+      const members = await em.find(User, { organizationId: org.id }, { fields: ['id'] });
+      if (members.length) await em.nativeUpdate(Session, { userId: { $in: members.map((u) => u.id) }, revokedAt: null }, { revokedAt: new Date() });
+    }
     // A deactivated organization's keys stop working here at once (elsewhere within the cache's TTL).
     forgetOrganizationKeys(org.id);
   }

@@ -1,6 +1,7 @@
 import type { components } from '../../generated/openapi.ts';
 import { validateRequest } from '../../http/contract.ts';
 import { HttpError } from '../../http/problem.ts';
+import { EVENT_TIME_RULE, isPlausibleEventMicros } from '../../http/time.ts';
 import type { Attributes, Span } from './otlp.ts';
 import { conversationIdOf, finishReasons, userIdOf, viewOf, UnreadableSpan, type Entry, type SpanView } from './span-views.ts';
 
@@ -90,15 +91,14 @@ interface Sighting {
 
 const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
 const SPAN_ID = /^(?!0{16})[0-9a-f]{16}$/;
-// PostgreSQL and the contract take years 1 to 9999; spans come from 1970 on.
-const MAX_NANOS = 253402300799999999999n;
 
 function invalidSpan(span: Span): string | null {
   if (!TRACE_ID.test(span.traceId)) return 'invalid trace id';
   if (!SPAN_ID.test(span.spanId)) return 'invalid span id';
   if (span.startUnixNano <= 0n || span.endUnixNano <= 0n) return 'missing start or end time';
   if (span.endUnixNano < span.startUnixNano) return 'ends before it starts';
-  if (span.endUnixNano > MAX_NANOS) return 'time out of range';
+  // The window of client event times (src/http/time.ts), as for a message's createdAt.
+  if (!isPlausibleEventMicros(span.startUnixNano / 1000n) || !isPlausibleEventMicros(span.endUnixNano / 1000n)) return `time out of range (${EVENT_TIME_RULE})`;
   return null;
 }
 

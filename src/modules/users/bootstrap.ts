@@ -10,15 +10,18 @@ import { createUser, normalizeEmail } from './users.service.ts';
  * Idempotent across restarts; an existing user is left as it is (its password is not reset).
  */
 export async function ensureAdmin(em: Em, email: string, password: string): Promise<'created' | 'exists'> {
-  if (await em.count(User, { email: normalizeEmail(email) })) return 'exists';
+  const system = await ensureSystemOrganization(em);
+  // Only the system organization's accounts count: a tenant's account with the same email is
+  // another account (see Migration20261203000000_users_email_per_organization).
+  const exists = async (fork: Em) => (await fork.count(User, { organizationId: system.id, email: normalizeEmail(email) })) > 0;
+  if (await exists(em)) return 'exists';
   try {
-    const system = await ensureSystemOrganization(em);
     await createUser(em, system.id, { email, password, role: 'superadmin' }, null);
     return 'created';
   } catch (error) {
     // Several instances starting together: whoever lost the race finds the admin in place.
     if (error instanceof UniqueConstraintViolationException || (error as { status?: number }).status === 409) {
-      if (await em.fork().count(User, { email: normalizeEmail(email) })) return 'exists';
+      if (await exists(em.fork())) return 'exists';
     }
     throw error;
   }

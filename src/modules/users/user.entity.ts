@@ -13,7 +13,8 @@ export const User = defineEntity({
   properties: {
     ...baseProperties(),
     organizationId: p.uuid(),
-    email: p.text().unique(),
+    // Unique within the organization (users_organization_email_key), not across the service.
+    email: p.text(),
     passwordHash: p.text().hidden().lazy(),
     role: p.text().$type<Role>(),
     firstName: p.text().nullable(),

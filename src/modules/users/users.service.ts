@@ -49,7 +49,8 @@ export interface NewUser {
 export async function createUser(em: Em, organizationId: string, input: NewUser, acting: Acting): Promise<User> {
   if (input.role === 'superadmin' && !isSuperadmin(acting)) throw forbidden('Only a superadmin may grant the superadmin role.');
   const email = normalizeEmail(input.email);
-  if (await em.count(User, { email })) throw conflict('A user with this email exists already.');
+  // Accounts belong to one organization: other tenants' accounts are neither seen nor in the way.
+  if (await em.count(User, { organizationId, email })) throw conflict('A user with this email exists already in this organization.');
   const user = em.create(User, {
     organizationId,
     email,
