@@ -14,7 +14,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { Server } from 'bun';
 import { createTestApp, PASSWORD, type TestApp } from './support/harness.ts';
-import { createServerDatabase, testDatabaseKind } from './support/database.ts';
+import { createServerDatabase, onCitus, testDatabaseKind } from './support/database.ts';
+import { citusNodes, urlOf } from './support/citus.ts';
 import { openDatabase, type Database } from '../src/db/orm.ts';
 import { ensureAdmin } from '../src/modules/users/bootstrap.ts';
 import { describeCase, generateCases, type FuzzCase, type FuzzContext, type Json, type Target } from './support/fuzz.ts';
@@ -72,14 +73,25 @@ async function checksum(): Promise<string> {
   return row!.sum;
 }
 
+const NEXT_XID = 'select pg_snapshot_xmax(pg_current_snapshot())::text';
+
 /**
  * The next transaction id: it moves only when some transaction wrote (or locked) a row, so an
  * unchanged value proves that nothing was written, for the price of one tiny query. The full
- * checksum is computed only when it moved.
+ * checksum is computed only when it moved. On Citus, writes of an organization run on its
+ * worker, so the ids of every node are read.
  */
+let nodeDatabases: Promise<Database[]> | undefined;
 async function nextXid(): Promise<string> {
-  const [row] = await db.fork().execute<{ xid: string }[]>('select pg_snapshot_xmax(pg_current_snapshot())::text as xid');
-  return row!.xid;
+  nodeDatabases ??= (async () => {
+    if (!(await onCitus())) return [db];
+    const url = String(db.orm.config.get('clientUrl'));
+    const name = new URL(url).pathname.slice(1);
+    const nodes = await citusNodes(url);
+    return Promise.all(nodes.map((node) => openDatabase({ databaseUrl: urlOf(url, name, node), dataDir: 'memory://', databasePoolSize: 1 })));
+  })();
+  const xids = await Promise.all((await nodeDatabases).map(async (node) => (await node.fork().execute<{ xid: string }[]>(`${NEXT_XID} as xid`))[0]!.xid));
+  return xids.join(',');
 }
 
 // ---- one answer ---------------------------------------------------------------------------------
@@ -248,6 +260,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop(true);
+  for (const node of (await nodeDatabases) ?? []) if (node !== db) await node.close();
   await db?.close();
 });
 
