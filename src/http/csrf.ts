@@ -1,10 +1,12 @@
 import { Elysia } from 'elysia';
 import type { Config } from '../config.ts';
-import { SESSION_COOKIE } from './auth.ts';
 import { INGESTION_PREFIX } from './cors.ts';
 import { canonicalOrigin } from '../origins.ts';
 import { forbidden } from './problem.ts';
 import { pathOf } from './security-headers.ts';
+
+/** The cookie that carries a dashboard session: requests that send it are checked here. */
+export const SESSION_COOKIE = 'chatlogger_session';
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const SESSION_COOKIE_PRESENT = new RegExp(`(?:^|;)\\s*${SESSION_COOKIE}=`);

@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia';
 import type { Config } from '../../config.ts';
-import { sessionClaims, sessionCookie, SESSION_COOKIE, type Auth, type SessionClaims } from '../../http/auth.ts';
+import { sessionClaims, sessionCookie, type Auth, type SessionClaims } from './auth.plugin.ts';
+import { SESSION_COOKIE } from '../../http/csrf.ts';
 import { clientIp } from '../../http/client-ip.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
 import { HttpError } from '../../http/problem.ts';

@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia';
-import type { Auth } from '../../http/auth.ts';
-import type { IngestRateLimit } from '../../http/rate-limit.ts';
+import type { Auth } from '../auth/auth.plugin.ts';
+import type { IngestRateLimit } from './ingest-rate-limit.ts';
 import { contract, type RequestBody } from '../../http/contract.ts';
 import { prepareChat } from '../chats/chats.service.ts';
 import { appendMessages, prepareAppend } from '../messages/messages.service.ts';

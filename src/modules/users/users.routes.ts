@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia';
-import type { Auth } from '../../http/auth.ts';
+import type { Auth } from '../auth/auth.plugin.ts';
 import { contract, queryOf, type RequestBody } from '../../http/contract.ts';
 import type { components } from '../../generated/openapi.ts';
 import { createUser, deleteUser, listUsers, toUserDto, updateProfile, updateUser } from './users.service.ts';

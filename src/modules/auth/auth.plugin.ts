@@ -1,18 +1,18 @@
 import { Elysia } from 'elysia';
 import { jwt } from '@elysiajs/jwt';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { Config } from '../config.ts';
-import { resolveSession, type Caller } from '../modules/auth/auth.service.ts';
-import { authenticateApiKey } from '../modules/apikeys/apikeys.service.ts';
-import { ingestionCors } from './cors.ts';
-import { isUuid } from './ids.ts';
-import { findOrganizationBySlug } from '../modules/orgs/orgs.service.ts';
-import type { Organization } from '../modules/orgs/organization.entity.ts';
-import { roleAtLeast, type Role } from '../modules/users/user.entity.ts';
-import type { RequestContext } from './context.ts';
-import { forbidden, notFound, unauthorized } from './problem.ts';
+import type { Config } from '../../config.ts';
+import { resolveSession, type Caller } from './auth.service.ts';
+import { authenticateApiKey } from '../apikeys/apikeys.service.ts';
+import { ingestionCors } from '../../http/cors.ts';
+import { SESSION_COOKIE } from '../../http/csrf.ts';
+import { isUuid } from '../../http/ids.ts';
+import { findOrganizationBySlug } from '../orgs/orgs.service.ts';
+import type { Organization } from '../orgs/organization.entity.ts';
+import { roleAtLeast, type Role } from '../users/user.entity.ts';
+import type { RequestContext } from '../../http/context.ts';
+import { forbidden, notFound, unauthorized } from '../../http/problem.ts';
 
-export const SESSION_COOKIE = 'chatlogger_session';
 export const API_KEY_HEADER = 'x-organization-api-key';
 
 export interface SessionClaims {
