@@ -243,3 +243,23 @@ describe('the query syntax', () => {
     ]);
   });
 });
+
+describe("the dashboard's marks", () => {
+  // What the API answered as `highlight` marks the same words in the original text.
+  const marks = async (q: string, text: string) => {
+    const { marker } = await import('../web/src/highlight.ts');
+    const mark = marker((await find(q)).highlight);
+    return mark ? mark(text).filter((_, i) => i % 2 === 1) : [];
+  };
+
+  test('accents, case, prefixes, phrases, Chinese and emoji', async () => {
+    expect(await marks('ou resume', 'Où est mon Résumé? Our resumes.')).toEqual(['Où', 'Résumé', 'resumes']);
+    expect(await marks('refund', 'Refunds were REFUNDED; no prefund.')).toEqual(['Refunds', 'REFUNDED']);
+    expect(await marks('"refund policy"', 'our refund  policy, not policy refund')).toEqual(['refund  policy']);
+    expect(await marks('发票', '我的发票在哪里？发 票')).toEqual(['发票', '发 票']);
+    expect(await marks('rechnung', 'Die Rechnungsübersicht')).toEqual(['Rechnungsübersicht']);
+    expect(await marks('strasse', 'Die Straße')).toEqual(['Straße']);
+    expect(await marks('🎉', 'Great 🎉 job')).toEqual(['🎉']);
+    expect(await marks('-refund', 'refund')).toEqual([]);
+  });
+});
