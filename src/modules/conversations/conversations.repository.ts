@@ -3,7 +3,7 @@ import { query } from '../../db/sql.ts';
 import type { components } from '../../generated/openapi.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { TimeIdKey } from '../../http/cursor.ts';
-import { DEFAULT_SEARCH_LANGUAGE, searchConditionSql, type SearchLanguage } from './search.ts';
+import { DEFAULT_SEARCH_LANGUAGE, searchConditionsSql, type SearchLanguage } from './search.ts';
 
 /*
  * Chats and their messages: every statement of the product on the tables `chats` and `messages`,
@@ -305,15 +305,35 @@ export function listChatsSql(organizationId: string, filters: ChatFilters, after
   if (filters.tags.length) where.push(`c.tags ${filters.tagMode === 'all' ? '@>' : '&&'} ${param(toPgArray(filters.tags))}::text[]`);
   if (filters.externalUserId !== undefined) where.push(`c.external_user_id = ${param(filters.externalUserId)}`);
   if (filters.source !== undefined) where.push(`c.source = ${param(filters.source)}`);
-  if (filters.q !== undefined) where.push(searchConditionSql(param, filters.searchLanguage ?? DEFAULT_SEARCH_LANGUAGE, filters.q));
   // A row comparison, so the index range starts right after the cursor.
   if (after) where.push(`(${key}, c.id) ${filters.order === 'desc' ? '<' : '>'} (${param(after.at)}::timestamptz, ${param(after.id)}::uuid)`);
   const direction = filters.order;
+  const order = `order by ${key} ${direction}, c.id ${direction}`;
+  const limitParam = param(limit + 1);
+  if (filters.q !== undefined) {
+    // A page of the chats matching in a message and a page of those matching in their title,
+    // each planned on its own (see searchConditionsSql), then merged.
+    const search = searchConditionsSql(param, filters.searchLanguage ?? DEFAULT_SEARCH_LANGUAGE, filters.q);
+    const branch = (condition: string) =>
+      `(select c.id, ${key} as sort_key from chats c
+         where ${[...where, condition].join('\n           and ')}
+         ${order} limit ${limitParam})`;
+    return {
+      sql: `select ${CHAT_COLUMNS}, k.sort_key
+              from (${branch(search.inMessages)}
+                    union
+                    ${branch(search.inTitle)}) k
+              join chats c on c.organization_id = $1 and c.id = k.id
+             order by k.sort_key ${direction}, k.id ${direction}
+             limit ${limitParam}`,
+      params,
+    };
+  }
   return {
     sql: `select ${CHAT_COLUMNS}, ${key} as sort_key from chats c
            where ${where.join('\n             and ')}
-           order by ${key} ${direction}, c.id ${direction}
-           limit ${param(limit + 1)}`,
+           ${order}
+           limit ${limitParam}`,
     params,
   };
 }
