@@ -251,7 +251,7 @@ function status(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 }
 
 async function startServer(env: Record<string, string>): Promise<Server> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = Number(process.env.BENCH_PORT ?? 20000 + Math.floor(Math.random() * 20000));
   const child = Bun.spawn(['bun', ...SERVER_FLAGS, 'src/main.ts'], {
     env: {
       ...process.env,

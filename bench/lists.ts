@@ -1,9 +1,17 @@
 /**
- * Timing of the dashboard's lists on a realistic volume:
- *   bun bench/lists.ts
- * Creates the database chatlogger_bench_lists on the server of BENCH_DATABASE_URL, migrates it,
- * seeds 1,000,000 messages over 20,000 chats in one organization and 200,000 messages in another,
- * times the lists through the HTTP app, prints EXPLAIN ANALYZE of each, and drops the database.
+ * Timing of the dashboard's lists and of conversation search on a realistic volume:
+ *   bun bench/lists.ts                          1,000,000 messages in organization A
+ *   BENCH_MESSAGES=10000000 bun bench/lists.ts  10,000,000
+ * Creates the database chatlogger_bench_lists on the server of BENCH_DATABASE_URL and migrates it.
+ * Seeds a small organization B (1,000 chats, 20,000 messages) and times its searches alone; then
+ * seeds organization A (one chat per 50 messages, one chat of 5,000) beside it, times A's lists and
+ * searches, and B's searches again: a small tenant's search must not feel the large one. Every
+ * list is timed through the HTTP app and, as the baseline, its SQL alone on the same pool.
+ * Prints EXPLAIN ANALYZE of each of A's lists, and drops the database.
+ *
+ * Messages are Zipf-distributed sentences of a support vocabulary, plus words planted at known
+ * rates: `quokka` in 10% of the messages (common), `zeppelin` in 0.01% (rare), the Chinese
+ * sentence 我的发票在哪里？ in 5% (searched for 发票, a substring), `xylophone` nowhere.
  */
 import { adminQuery, benchApp, benchTenants as tenants, databaseUrl, log, markdownTable } from './support.ts';
 import { join } from 'node:path';
@@ -15,6 +23,8 @@ import { query } from '../src/db/sql.ts';
 import { listChatsSql, listMessagesSql, type Sql } from '../src/modules/conversations/conversations.repository.ts';
 
 const DATABASE = 'chatlogger_bench_lists';
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1_000_000);
+const SMALL = { chats: 1_000, messages: 20_000 };
 const RUNS = 50;
 const WARMUP = 5;
 const DEEP_PAGE = 20;
@@ -82,7 +92,10 @@ async function seedOrganization(em: Em, { organizationId, chats, messages, bigCh
                            total_tokens, latency_ms, created_at)
      select ?, gen_random_uuid(), ${chatIdOf('c')},
             case when k % 2 = 0 then 'user' else 'assistant' end,
-            ${sentence('4 + (n % 29)')},
+            ${sentence('4 + (n % 29)')}
+              || case when n % 10 = 3 then ' quokka' else '' end
+              || case when n % 10000 = 7 then ' zeppelin' else '' end
+              || case when n % 20 = 11 then ' 我的发票在哪里？' else '' end,
             case when k % 2 = 1 then 'gpt-4o' end, 20 + n % 400, 50 + n % 700, 70 + n % 1100, 300 + n % 4000,
             ${chatCreatedAt('c', chats)} + k * (1 + c * 31 % 90) * interval '1 minute' + (n % 1000) * interval '1 microsecond'
        from generate_series(1, ${messages}) as n,
@@ -90,6 +103,9 @@ async function seedOrganization(em: Em, { organizationId, chats, messages, bigCh
                             case when n <= ${bigChat} then n else (n - ${bigChat}) / ${others} end as k) as pos`,
     [organizationId, organizationId],
   );
+  // Statistics of what was just loaded, or the planner joins the counts below row by row.
+  await em.execute(`analyze chats`);
+  await em.execute(`analyze messages`);
   await em.execute(
     `update chats c
         set last_message_at = m.last_at, message_count = m.count
@@ -113,20 +129,19 @@ async function withIndexesRebuilt(em: Em, load: () => Promise<void>) {
   for (const index of indexes) await em.execute(index.definition);
 }
 
-async function seed(db: Database, orgA: string, orgB: string) {
+async function seed(db: Database, label: string, org: OrgSeed) {
   await db.fork().transactional(async (tx) => {
-    await tx.execute(`set local maintenance_work_mem = '512MB'`);
+    await tx.execute(`set local maintenance_work_mem = '1GB'`);
     await tx.execute(`select setseed(0.42)`);
     await withIndexesRebuilt(tx, async () => {
-      log('seeding organization A: 20,000 chats, 1,000,000 messages');
-      await seedOrganization(tx, { organizationId: orgA, chats: 20_000, messages: 1_000_000, bigChat: 5_000 });
-      log('seeding organization B: 4,000 chats, 200,000 messages');
-      await seedOrganization(tx, { organizationId: orgB, chats: 4_000, messages: 200_000, bigChat: 1_000 });
+      log(`seeding organization ${label}: ${org.chats.toLocaleString('en')} chats, ${org.messages.toLocaleString('en')} messages`);
+      await seedOrganization(tx, org);
       log('building indexes');
     });
   });
-  log('analyze');
-  await db.fork().execute('analyze');
+  log('vacuum analyze');
+  await db.fork().execute('vacuum analyze chats');
+  await db.fork().execute('vacuum analyze messages');
 }
 
 // ---- measuring -------------------------------------------------------------------------------
@@ -135,6 +150,8 @@ type App = ReturnType<typeof createApp>;
 
 interface Scenario {
   name: string;
+  /** Time the 21st page too (lists long enough to have one). */
+  deep?: boolean;
   /** Path without query string, and the list's query. */
   path: string;
   query: Record<string, string>;
@@ -147,6 +164,8 @@ interface Result {
   rows: number;
   median: number;
   p95: number;
+  /** The list's SQL alone, on the same pool: what PostgreSQL takes of it. */
+  sqlMedian: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -184,13 +203,47 @@ async function deepCursor(app: App, token: string, scenario: Scenario): Promise<
   return cursor!;
 }
 
+/** The median of the SQL alone, run as the repository runs it (bind parameters, one round trip). */
+async function measureSql(db: Database, { sql, params }: Sql): Promise<number> {
+  const em = db.fork();
+  for (let n = 0; n < WARMUP; n++) await query(em, sql, params);
+  const samples: number[] = [];
+  for (let n = 0; n < RUNS; n++) {
+    const started = performance.now();
+    await query(em, sql, params);
+    samples.push(performance.now() - started);
+  }
+  samples.sort((a, b) => a - b);
+  return percentile(samples, 50);
+}
+
 async function explain(db: Database, { sql, params }: Sql): Promise<string> {
   const rows = await query<Record<string, string>>(db.fork(), `explain (analyze, buffers) ${sql}`, params);
   return rows.map((row) => row['QUERY PLAN']).join('\n');
 }
 
 function table(results: Result[]): string {
-  return markdownTable(['list', 'page', 'rows', 'median ms', 'p95 ms'], results.map((r) => [r.name, r.page, String(r.rows), r.median.toFixed(2), r.p95.toFixed(2)]), 2);
+  return markdownTable(
+    ['list', 'page', 'rows', 'HTTP median ms', 'HTTP p95 ms', 'SQL alone median ms'],
+    results.map((r) => [r.name, r.page, String(r.rows), r.median.toFixed(2), r.p95.toFixed(2), r.sqlMedian.toFixed(2)]),
+    2,
+  );
+}
+
+async function run(db: Database, app: App, token: string, scenarios: Scenario[], prefix = '', plans?: string[]): Promise<Result[]> {
+  const results: Result[] = [];
+  for (const scenario of scenarios) {
+    log(`timing ${prefix}${scenario.name}`);
+    const first = await measure(app, token, scenario.path, scenario.query);
+    results.push({ name: `${prefix}${scenario.name}`, page: 'first', ...first, sqlMedian: await measureSql(db, scenario.sqlFor(undefined)) });
+    plans?.push(`### ${prefix}${scenario.name}, first page\n${await explain(db, scenario.sqlFor(undefined))}`);
+    if (!scenario.deep) continue;
+    const cursor = await deepCursor(app, token, scenario);
+    const deep = await measure(app, token, scenario.path, { ...scenario.query, cursor });
+    results.push({ name: `${prefix}${scenario.name}`, page: `${DEEP_PAGE + 1}st`, ...deep, sqlMedian: await measureSql(db, scenario.sqlFor(cursor)) });
+    plans?.push(`### ${prefix}${scenario.name}, page ${DEEP_PAGE + 1}\n${await explain(db, scenario.sqlFor(cursor))}`);
+  }
+  return results;
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -205,30 +258,27 @@ async function main() {
     db = await openDatabase({ databaseUrl: benchUrl(), dataDir: 'memory://', databasePoolSize: 4 });
     await db.migrate();
     const app = benchApp(db, benchUrl());
-    const { orgA, orgB, token } = await tenants(app, db);
-    await seed(db, orgA, orgB);
+    const { orgA, orgB, token, tokenB } = await tenants(app, db);
+    await seed(db, 'B', { organizationId: orgB, ...SMALL, bigChat: 1_000 });
+    const alone = await run(db, app, tokenB, searchScenarios(orgB), 'B alone: ');
 
+    const chats = Math.round(MESSAGES / 50);
+    await seed(db, 'A', { organizationId: orgA, chats, messages: MESSAGES, bigChat: 5_000 });
     const [bigChat] = await db.fork().execute<{ id: string; message_count: number }[]>(
       `select id, message_count from chats where organization_id = ? order by message_count desc limit 1`,
       [orgA],
     );
-    const scenarios = listScenarios(orgA, bigChat!.id);
-    const results: Result[] = [];
     const plans: string[] = [];
-    for (const scenario of scenarios) {
-      log(`timing ${scenario.name}`);
-      const first = await measure(app, token, scenario.path, scenario.query);
-      results.push({ name: scenario.name, page: 'first', ...first });
-      const cursor = await deepCursor(app, token, scenario);
-      const deep = await measure(app, token, scenario.path, { ...scenario.query, cursor });
-      results.push({ name: scenario.name, page: `${DEEP_PAGE + 1}st`, ...deep });
-      plans.push(`### ${scenario.name}, first page\n${await explain(db, scenario.sqlFor(undefined))}`);
-      plans.push(`### ${scenario.name}, page ${DEEP_PAGE + 1}\n${await explain(db, scenario.sqlFor(cursor))}`);
-    }
+    const results = await run(db, app, token, [...listScenarios(orgA, bigChat!.id), ...searchScenarios(orgA)], '', plans);
+    const beside = await run(db, app, tokenB, searchScenarios(orgB), 'B beside A: ');
     await checkIsolation(app, token, db, orgA);
 
-    console.log(`\nGET through createApp().handle, ${RUNS} runs after ${WARMUP} warm-up, limit 50; organization A: 20,000 chats / 1,000,000 messages, B: 4,000 / 200,000\n`);
-    console.log(table(results));
+    const size = (n: number) => n.toLocaleString('en');
+    console.log(
+      `\nGET through createApp().handle, ${RUNS} runs after ${WARMUP} warm-up, limit 50; organization A: ${size(chats)} chats / ${size(MESSAGES)} messages, ` +
+        `B: ${size(SMALL.chats)} / ${size(SMALL.messages)}; SQL alone: the same statement through the same pool, without HTTP\n`,
+    );
+    console.log(table([...results, ...alone, ...beside]));
     console.log(`\n${plans.join('\n\n')}\n`);
     log(`done in ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
   } finally {
@@ -240,6 +290,7 @@ async function main() {
 function listScenarios(orgA: string, bigChatId: string): Scenario[] {
   const chats = (name: string, query: Omit<ListChatsQuery, 'limit'>): Scenario => ({
     name,
+    deep: true,
     path: '/orgs/me/chats',
     query: { limit: '50', ...(query as Record<string, string>) },
     sqlFor: (cursor) => listChatsSql(orgA, chatFilters(query), decodeTimeIdCursor(cursor), 50),
@@ -248,13 +299,31 @@ function listScenarios(orgA: string, bigChatId: string): Scenario[] {
     chats('chats by lastActivity', { sort: 'lastActivity' }),
     chats('chats by createdAt', { sort: 'createdAt' }),
     chats('chats tags=billing', { tags: 'billing' }),
-    chats('chats q=refund', { q: 'refund' }),
     {
       name: 'messages of a 5,000-message chat',
+      deep: true,
       path: `/orgs/me/chats/${bigChatId}/messages`,
       query: { limit: '50' },
       sqlFor: (cursor) => listMessagesSql(orgA, bigChatId, decodeTimeIdCursor(cursor), 50),
     },
+  ];
+}
+
+/** The searches of the issue, each on the default sort (last activity), first page. */
+function searchScenarios(org: string): Scenario[] {
+  const search = (name: string, q: string): Scenario => ({
+    name,
+    path: '/orgs/me/chats',
+    query: { limit: '50', q },
+    sqlFor: (cursor) => listChatsSql(org, chatFilters({ q }), decodeTimeIdCursor(cursor), 50),
+  });
+  return [
+    search('q common word (10% of messages)', 'quokka'),
+    search('q zipf word (refund)', 'refund'),
+    search('q rare word (0.01%)', 'zeppelin'),
+    search('q phrase', '"password reset"'),
+    search('q CJK substring', '发票'),
+    search('q no match', 'xylophone'),
   ];
 }
 

@@ -64,5 +64,6 @@ export async function benchTenants(app: ReturnType<typeof benchApp>, db: Databas
   const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);
   const orgB = String((await call('POST', '/orgs', { name: 'Bench B', slug: 'bench-b' }, root)).id);
   await call('POST', '/orgs/bench-a/users', { email: 'admin@bench-a.local', password: PASSWORD, role: 'admin' }, root);
-  return { orgA, orgB, token: await login('admin@bench-a.local') };
+  await call('POST', '/orgs/bench-b/users', { email: 'admin@bench-b.local', password: PASSWORD, role: 'admin' }, root);
+  return { orgA, orgB, token: await login('admin@bench-a.local'), tokenB: await login('admin@bench-b.local') };
 }

@@ -23,6 +23,10 @@ declare module '*.data' {
   const path: string;
   export default path;
 }
+declare module '*.tar.gz' {
+  const path: string;
+  export default path;
+}
 
 // The OTLP .proto definitions, imported with `{ type: 'text' }` so a compiled binary embeds them.
 declare module '*.proto' {

@@ -202,7 +202,7 @@ describe('GET /orgs/{org}', () => {
         expect(data!.slug).toBe(tenant.slug);
         expect(data!.name).toBe(`Org ${tenant.slug}`);
         expect(data!.active).toBe(true);
-        expect(data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: null });
+        expect(data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: null, searchLanguage: 'simple' });
       }
     }
   });
@@ -268,7 +268,7 @@ describe('PATCH /orgs/{org}', () => {
     expect(cleared.response.status).toBe(200);
     expect(cleared.data!.settings.retentionDays).toBeNull();
     const read = await root().GET('/orgs/{org}', orgPath(tenant.slug));
-    expect(read.data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: null });
+    expect(read.data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: null, searchLanguage: 'simple' });
     expect(read.data!.name).toBe('Both');
   });
 

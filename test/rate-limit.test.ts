@@ -152,7 +152,7 @@ describe('ingestion: per API key', () => {
 
     const set = await root.PATCH('/orgs/{org}', { ...path, body: { settings: { ingestRateLimitPerMinute: 2 } } });
     expect(set.response.status).toBe(200);
-    expect(set.data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: 2 });
+    expect(set.data!.settings).toEqual({ retentionDays: null, ingestRateLimitPerMinute: 2, searchLanguage: 'simple' });
     // An admin may still change other settings while the override stays.
     const retention = await t.client({ token: org.adminToken }).PATCH('/orgs/{org}', { ...path, body: { settings: { retentionDays: 30, ingestRateLimitPerMinute: 2 } } });
     expect(retention.response.status).toBe(200);

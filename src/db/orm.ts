@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync } from 'node:fs';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
 import type { MikroORM, EntityManager, AbstractSqlDriver } from '@mikro-orm/sql';
@@ -6,7 +7,7 @@ import { MikroORM as PgliteORM } from '@mikro-orm/pglite';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.ts';
 import { migrations } from './migrations/index.ts';
-import { PGLITE_FILES } from './pglite-files.ts';
+import { PGLITE_EXTENSIONS, PGLITE_FILES } from './pglite-files.ts';
 import { postgresDriverOptions } from './pg-timeouts.ts';
 import { distribute } from './distribution.ts';
 import { Organization } from '../modules/orgs/organization.entity.ts';
@@ -67,7 +68,7 @@ export async function openDatabase(
     })) as unknown as Orm;
   } else {
     kind = 'pglite';
-    const missing = PGLITE_FILES.filter((file) => !existsSync(file));
+    const missing = [...PGLITE_FILES, ...Object.values(PGLITE_EXTENSIONS)].filter((file) => !existsSync(file));
     if (missing.length) throw new Error(`The embedded database's files are missing: ${missing.join(', ')}`);
     const dir = config.dataDir === 'memory://' ? 'memory://' : join(config.dataDir, 'pgdata');
     if (dir !== 'memory://') mkdirSync(dir, { recursive: true });
@@ -81,7 +82,13 @@ export async function openDatabase(
       // of 4, bench/ingest.ts's load) from 254 to 219 MB at ready, 364 to 334 MB at peak, with
       // single-message ingestion unchanged within noise (4,138 vs 4,058/s). wal_buffers keeps
       // the 1 MB that 32 MB of shared buffers implied.
-      driverOptions: { postgresqlconf: ['shared_buffers = 4MB', 'wal_buffers = 1MB', 'max_connections = 4'] },
+      driverOptions: {
+        postgresqlconf: ['shared_buffers = 4MB', 'wal_buffers = 1MB', 'max_connections = 4'],
+        // As set-up functions: MikroORM clones its options, which a URL does not survive.
+        extensions: Object.fromEntries(
+          Object.entries(PGLITE_EXTENSIONS).map(([name, file]) => [name, { name, setup: async () => ({ bundlePath: pathToFileURL(file) }) }]),
+        ),
+      },
     })) as unknown as Orm;
   }
   return {

@@ -8,3 +8,9 @@ import initdbWasm from '../../node_modules/@electric-sql/pglite/dist/initdb.wasm
 import pgliteData from '../../node_modules/@electric-sql/pglite/dist/pglite.data' with { type: 'file' };
 
 export const PGLITE_FILES = [pgliteWasm, initdbWasm, pgliteData];
+
+// The extension the search migration creates (unaccent), as the bundle PGlite installs at start;
+// embedded in the binary like the files above.
+import unaccentBundle from '../../node_modules/@electric-sql/pglite/dist/unaccent.tar.gz' with { type: 'file' };
+
+export const PGLITE_EXTENSIONS = { unaccent: unaccentBundle };

@@ -394,7 +394,15 @@ export interface paths {
          *     `sort=lastActivity` a chat that receives a message moves to the top, so while paging it may
          *     be seen again on a later visit; `sort=createdAt` gives a fixed order.
          *     `from`/`to` bound the sort key (creation or last activity), `from` inclusive, `to` exclusive.
-         *     `q` is a full-text search (words, "quoted phrases", -excluded) over titles and message content.
+         *     `q` searches titles and message content: a chat matches when its title or one of its
+         *     messages holds every word. Words match whatever their case and accents (`ou` finds `Où`),
+         *     and as prefixes from three characters on (`refund` finds `refunds`, `rechnung` finds
+         *     `Rechnungsübersicht`); with the organization's `settings.searchLanguage`, their stems too.
+         *     Chinese, Japanese and Thai are matched character by character, so any part of a sentence
+         *     is found (`发票` finds `我的发票在哪里？`); emoji are words. `"quoted phrases"` match
+         *     words in order, `-word` or `-"a phrase"` excludes, `a OR b` matches either. A `q` that
+         *     holds no searchable word matches no chat. Results keep the chosen sort; the response's
+         *     `highlight` tells what the search looks for, to mark it in the text.
          */
         get: operations["listChats"];
         put?: never;
@@ -924,6 +932,7 @@ export interface components {
             retentionDays: number | null;
             /** @description Ingestion requests allowed per minute to the organization, all its API keys together; `null` uses the server's `INGEST_RATE_LIMIT_PER_MINUTE`, a budget per API key. */
             ingestRateLimitPerMinute: number | null;
+            searchLanguage: components["schemas"]["SearchLanguage"];
         };
         OrganizationList: {
             items: components["schemas"]["Organization"][];
@@ -933,6 +942,7 @@ export interface components {
             name?: string;
             settings?: {
                 retentionDays?: number | null;
+                searchLanguage?: components["schemas"]["SearchLanguage"];
                 /** @description Superadmin only. `null` returns to the server's default. */
                 ingestRateLimitPerMinute?: number | null;
             };
@@ -954,7 +964,31 @@ export interface components {
         ChatList: {
             items: components["schemas"]["Chat"][];
             nextCursor: components["schemas"]["NextCursor"];
+            /**
+             * @description With `q` only: the words and phrases the search looks for (excluded ones left out), to
+             *     mark in titles and messages.
+             */
+            highlight?: components["schemas"]["SearchTerm"][];
         };
+        /**
+         * @description A word or phrase of a search as its folded words, in order: lower case, accents removed
+         *     (`ß` as `ss`, `œ` as `oe`), one token per Chinese, Japanese or Thai character, an emoji as
+         *     `u` and its code point in hexadecimal (`u1f389`). A text matches where its folded words
+         *     follow each other (separated by anything that is not a letter or digit, or by nothing
+         *     between characters of those scripts); with `prefix`, the last one may continue
+         *     (`refund` marks `refunds`).
+         */
+        SearchTerm: {
+            tokens: string[];
+            prefix: boolean;
+        };
+        /**
+         * @description The text-search configuration whose stems a search adds to the words as written. `simple`
+         *     (the default) adds none: words and their prefixes only. Any other never loses a literal
+         *     match either: the stem is an extra alternative.
+         * @enum {string}
+         */
+        SearchLanguage: "simple" | "arabic" | "armenian" | "basque" | "catalan" | "danish" | "dutch" | "english" | "finnish" | "french" | "german" | "greek" | "hindi" | "hungarian" | "indonesian" | "irish" | "italian" | "lithuanian" | "nepali" | "norwegian" | "portuguese" | "romanian" | "russian" | "serbian" | "spanish" | "swedish" | "tamil" | "turkish" | "yiddish";
         ChatUpdate: {
             title?: string | null;
             tags?: components["schemas"]["Tags"];

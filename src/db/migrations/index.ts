@@ -6,6 +6,7 @@ import { Migration20261124400000_api_key_origins } from './Migration202611244000
 import { Migration20261124500000_drop_retention_index } from './Migration20261124500000_drop_retention_index.ts';
 import { Migration20261202000000_tenant_write_functions } from './Migration20261202000000_tenant_write_functions.ts';
 import { Migration20261203000000_users_email_per_organization } from './Migration20261203000000_users_email_per_organization.ts';
+import { Migration20261203100000_search } from './Migration20261203100000_search.ts';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the file system) so the
@@ -20,4 +21,5 @@ export const migrations = [
   { name: 'Migration20261124500000_drop_retention_index', class: Migration20261124500000_drop_retention_index },
   { name: 'Migration20261202000000_tenant_write_functions', class: Migration20261202000000_tenant_write_functions },
   { name: 'Migration20261203000000_users_email_per_organization', class: Migration20261203000000_users_email_per_organization },
+  { name: 'Migration20261203100000_search', class: Migration20261203100000_search },
 ];

@@ -4,6 +4,7 @@ import { contract, queryOf, type RequestBody } from '../../http/contract.ts';
 import type { components } from '../../generated/openapi.ts';
 import { listChatMessages } from '../messages/messages.service.ts';
 import { deleteChat, findChat, listChats, updateChat } from './chats.service.ts';
+import { searchLanguageOf } from '../orgs/orgs.service.ts';
 
 /** The dashboard's conversation reading and curation. */
 export const chatRoutes = (auth: Auth) =>
@@ -13,8 +14,8 @@ export const chatRoutes = (auth: Auth) =>
     .get(
       '',
       async ({ em, org, query }) => {
-        const { items, nextCursor } = await listChats(em, org.id, queryOf('listChats', query));
-        return { items, nextCursor } satisfies components['schemas']['ChatList'];
+        const { items, nextCursor, highlight } = await listChats(em, org.id, queryOf('listChats', query), searchLanguageOf(org));
+        return (highlight ? { items, nextCursor, highlight } : { items, nextCursor }) satisfies components['schemas']['ChatList'];
       },
       { session: 'viewer', operation: 'listChats' },
     )

@@ -7,6 +7,7 @@ import type { Outcome } from '../ingestion/group-commit.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import * as conversations from '../conversations/conversations.repository.ts';
 import type { Chat, ChatFilters, NewChat } from '../conversations/conversations.repository.ts';
+import { DEFAULT_SEARCH_LANGUAGE, highlightTerms, type SearchLanguage } from '../conversations/search.ts';
 
 type ChatCreate = components['schemas']['ChatCreate'];
 type ChatUpdate = components['schemas']['ChatUpdate'];
@@ -64,7 +65,7 @@ export async function findChat(em: Em, organizationId: string, chatId: string, o
 }
 
 /** The contract's defaults, and `tags` split into a clean list. */
-export function chatFilters(query: ListChatsQuery): ChatFilters {
+export function chatFilters(query: ListChatsQuery, searchLanguage?: SearchLanguage): ChatFilters {
   const tags = [...new Set((query.tags ?? '').split(',').map((tag) => tag.trim()).filter((tag) => tag !== ''))];
   return {
     sort: query.sort ?? 'lastActivity',
@@ -76,15 +77,18 @@ export function chatFilters(query: ListChatsQuery): ChatFilters {
     externalUserId: query.externalUserId,
     source: query.source,
     q: query.q,
+    searchLanguage,
   };
 }
 
-export async function listChats(em: Em, organizationId: string, query: ListChatsQuery) {
+/** A page of chats; with `q`, also what the search looks for (to highlight). */
+export async function listChats(em: Em, organizationId: string, query: ListChatsQuery, searchLanguage: SearchLanguage = DEFAULT_SEARCH_LANGUAGE) {
   const after = decodeTimeIdCursor(query.cursor);
   const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-  const rows = await conversations.listChats(em, organizationId, chatFilters(query), after, limit);
+  const rows = await conversations.listChats(em, organizationId, chatFilters(query, searchLanguage), after, limit);
   const { items, nextCursor } = page(rows, limit, (row) => [row.key.at, row.key.id]);
-  return { items: items.map((row) => row.item), nextCursor };
+  const highlight = query.q === undefined ? undefined : await highlightTerms(em, searchLanguage, query.q);
+  return { items: items.map((row) => row.item), nextCursor, highlight };
 }
 
 /** `a` without `b`, as multisets: a chat's messages count once per occurrence of a tag. */

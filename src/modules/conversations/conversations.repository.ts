@@ -3,6 +3,7 @@ import { query } from '../../db/sql.ts';
 import type { components } from '../../generated/openapi.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import type { TimeIdKey } from '../../http/cursor.ts';
+import { DEFAULT_SEARCH_LANGUAGE, searchConditionsSql, type SearchLanguage } from './search.ts';
 
 /*
  * Chats and their messages: every statement of the product on the tables `chats` and `messages`,
@@ -282,13 +283,13 @@ export interface ChatFilters {
   externalUserId?: string;
   source?: string;
   q?: string;
+  /** The organization's `settings.searchLanguage`, for `q`. */
+  searchLanguage?: SearchLanguage;
 }
 
-// Exactly the indexed expressions (chats_activity_idx, chats_created_idx, chats_title_search_idx,
-// messages_content_search_idx): any other spelling and the planner cannot use the indexes.
+// Exactly the indexed expressions (chats_activity_idx, chats_created_idx): any other spelling and
+// the planner cannot use the indexes.
 const SORT_KEY = { lastActivity: 'greatest(c.created_at, c.last_message_at)', createdAt: 'c.created_at' } as const;
-const TITLE_VECTOR = `to_tsvector('simple', coalesce(c.title, ''))`;
-const CONTENT_VECTOR = `to_tsvector('simple', m.content)`;
 
 /** One page (plus one row) of chats; `sort_key` is the sort key as PostgreSQL prints it, for the cursor. */
 export function listChatsSql(organizationId: string, filters: ChatFilters, after: TimeIdKey | undefined, limit: number): Sql {
@@ -304,22 +305,35 @@ export function listChatsSql(organizationId: string, filters: ChatFilters, after
   if (filters.tags.length) where.push(`c.tags ${filters.tagMode === 'all' ? '@>' : '&&'} ${param(toPgArray(filters.tags))}::text[]`);
   if (filters.externalUserId !== undefined) where.push(`c.external_user_id = ${param(filters.externalUserId)}`);
   if (filters.source !== undefined) where.push(`c.source = ${param(filters.source)}`);
-  if (filters.q !== undefined) {
-    // A chat matches when its title, or one of its messages, matches the whole query.
-    const q = param(filters.q);
-    where.push(`(${TITLE_VECTOR} @@ websearch_to_tsquery('simple', ${q})
-              or exists (select 1 from messages m
-                          where m.organization_id = $1 and m.chat_id = c.id
-                            and ${CONTENT_VECTOR} @@ websearch_to_tsquery('simple', ${q})))`);
-  }
   // A row comparison, so the index range starts right after the cursor.
   if (after) where.push(`(${key}, c.id) ${filters.order === 'desc' ? '<' : '>'} (${param(after.at)}::timestamptz, ${param(after.id)}::uuid)`);
   const direction = filters.order;
+  const order = `order by ${key} ${direction}, c.id ${direction}`;
+  const limitParam = param(limit + 1);
+  if (filters.q !== undefined) {
+    // A page of the chats matching in a message and a page of those matching in their title,
+    // each planned on its own (see searchConditionsSql), then merged.
+    const search = searchConditionsSql(param, filters.searchLanguage ?? DEFAULT_SEARCH_LANGUAGE, filters.q);
+    const branch = (condition: string) =>
+      `(select c.id, ${key} as sort_key from chats c
+         where ${[...where, condition].join('\n           and ')}
+         ${order} limit ${limitParam})`;
+    return {
+      sql: `select ${CHAT_COLUMNS}, k.sort_key
+              from (${branch(search.inMessages)}
+                    union
+                    ${branch(search.inTitle)}) k
+              join chats c on c.organization_id = $1 and c.id = k.id
+             order by k.sort_key ${direction}, k.id ${direction}
+             limit ${limitParam}`,
+      params,
+    };
+  }
   return {
     sql: `select ${CHAT_COLUMNS}, ${key} as sort_key from chats c
            where ${where.join('\n             and ')}
-           order by ${key} ${direction}, c.id ${direction}
-           limit ${param(limit + 1)}`,
+           ${order}
+           limit ${limitParam}`,
     params,
   };
 }

@@ -1,10 +1,15 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { baseProperties } from '../../db/base.ts';
+import type { components } from '../../generated/openapi.ts';
+
+type SearchLanguage = components['schemas']['SearchLanguage'];
 
 export interface OrganizationSettings {
   retentionDays?: number | null;
   /** Overrides INGEST_RATE_LIMIT_PER_MINUTE for each of the organization's keys; set by a superadmin. */
   ingestRateLimitPerMinute?: number | null;
+  /** The text-search configuration whose stems a conversation search adds; absent: 'simple'. */
+  searchLanguage?: SearchLanguage;
 }
 
 export const Organization = defineEntity({

@@ -7,6 +7,7 @@ import { recordAudit, type Actor } from '../audit/audit.service.ts';
 import { Organization } from './organization.entity.ts';
 import { forgetOrganizationKeys } from '../apikeys/apikeys.service.ts';
 import { Session, User } from '../users/user.entity.ts';
+import { DEFAULT_SEARCH_LANGUAGE, type SearchLanguage } from '../conversations/search.ts';
 
 type OrganizationDto = components['schemas']['Organization'];
 type OrganizationUpdate = components['schemas']['OrganizationUpdate'];
@@ -15,13 +16,20 @@ type OrganizationUpdate = components['schemas']['OrganizationUpdate'];
 const RESERVED_SLUGS = new Set(['me']);
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$/;
 
+/** The organization's search language (`settings.searchLanguage`), 'simple' when unset. */
+export const searchLanguageOf = (org: Organization): SearchLanguage => org.settings?.searchLanguage ?? DEFAULT_SEARCH_LANGUAGE;
+
 export function toOrganizationDto(org: Organization): OrganizationDto {
   return {
     id: org.id,
     name: org.name,
     slug: org.slug,
     active: org.active,
-    settings: { retentionDays: org.settings?.retentionDays ?? null, ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null },
+    settings: {
+      retentionDays: org.settings?.retentionDays ?? null,
+      ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null,
+      searchLanguage: searchLanguageOf(org),
+    },
     createdAt: iso(org.createdAt),
     updatedAt: iso(org.updatedAt),
   };
@@ -82,6 +90,11 @@ export async function updateOrganization(
     org.settings = { ...org.settings, retentionDays: change.settings.retentionDays };
     fields.push('settings.retentionDays');
   }
+  const language = change.settings?.searchLanguage;
+  if (language !== undefined && language !== searchLanguageOf(org)) {
+    org.settings = { ...org.settings, searchLanguage: language };
+    fields.push('settings.searchLanguage');
+  }
   const rateLimit = change.settings?.ingestRateLimitPerMinute;
   if (rateLimit !== undefined && rateLimit !== (org.settings?.ingestRateLimitPerMinute ?? null)) {
     if (!caller.isSuperadmin) throw forbidden('Only a superadmin may change an organization\'s ingestion rate limit.');
@@ -94,7 +107,13 @@ export async function updateOrganization(
       action: 'organization.updated',
       actor: caller.actor,
       target: { type: 'organization', id: org.id },
-      details: { fields, active: org.active, retentionDays: org.settings?.retentionDays ?? null, ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null },
+      details: {
+        fields,
+        active: org.active,
+        retentionDays: org.settings?.retentionDays ?? null,
+        ingestRateLimitPerMinute: org.settings?.ingestRateLimitPerMinute ?? null,
+        searchLanguage: searchLanguageOf(org),
+      },
     });
     await em.flush();
     // Deactivation ends the organization's sessions, as a user's deactivation ends theirs: a

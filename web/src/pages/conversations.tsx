@@ -5,6 +5,8 @@ import { dayStart, fmtInt, fmtRelative, fmtDateTime } from '../format.ts';
 import { usePaged } from '../hooks.ts';
 import { BASE, Link, navigate, useLocation, withQuery } from '../router.tsx';
 import { can, useSession } from '../session.ts';
+import { marker, type Marker } from '../highlight.ts';
+import { Highlighted } from './message.tsx';
 
 interface Filters {
   q: string;
@@ -38,6 +40,7 @@ export function Conversations() {
   const [draft, setDraft] = useState<Filters>(applied);
   useEffect(() => setDraft(applied), [key]);
 
+  const [terms, setTerms] = useState<Marker | null>(null);
   const list = usePaged<Chat>(
     (cursor) =>
       ok(
@@ -57,7 +60,11 @@ export function Conversations() {
             },
           },
         }),
-      ),
+      ).then((page) => {
+        // Every page of a search carries the same terms; the first sets them.
+        if (!cursor) setTerms(() => marker(page.highlight));
+        return page;
+      }),
     [org, key],
   );
 
@@ -154,7 +161,7 @@ export function Conversations() {
       ) : (
         <ul class="chat-list" aria-label="Conversations" aria-busy={list.loading}>
           {list.items.map((chat) => (
-            <ChatRow key={chat.id} chat={chat} q={applied.q} onTag={addTag} />
+            <ChatRow key={chat.id} chat={chat} q={applied.q} terms={terms} onTag={addTag} />
           ))}
         </ul>
       )}
@@ -165,13 +172,13 @@ export function Conversations() {
   );
 }
 
-function ChatRow({ chat, q, onTag }: { chat: Chat; q: string; onTag(tag: string): void }) {
+function ChatRow({ chat, q, terms, onTag }: { chat: Chat; q: string; terms: Marker | null; onTag(tag: string): void }) {
   const href = withQuery(`${BASE}/chats/${chat.id}`, { q: q || undefined });
   const activity = chat.lastMessageAt ?? chat.createdAt;
   return (
     <li class="chat-row">
       <Link href={href} class="chat-link">
-        <span class="chat-title">{chat.title || <span class="muted">Untitled conversation</span>}</span>
+        <span class="chat-title">{chat.title ? <Highlighted text={chat.title} terms={terms} /> : <span class="muted">Untitled conversation</span>}</span>
         <span class="chat-meta">
           {chat.externalUserId && <span class="chat-user" title="End user">{chat.externalUserId}</span>}
           {chat.source && <span class="chat-source" title="Source">{chat.source}</span>}

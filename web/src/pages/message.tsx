@@ -1,18 +1,7 @@
 import { Component } from 'preact';
 import type { Message } from '../api.ts';
+import type { Marker } from '../highlight.ts';
 import { fmtCost, fmtDateTime, fmtInt, fmtMs, fmtTime, isEmptyObject, pretty } from '../format.ts';
-
-/** A regular expression for the words and "phrases" of a search, without the -excluded ones. */
-export function searchTerms(q: string | null): RegExp | null {
-  if (!q) return null;
-  const terms: string[] = [];
-  for (const m of q.matchAll(/(-?)"([^"]+)"|(-?)(\S+)/g)) {
-    if (m[1] || m[3]) continue;
-    const term = (m[2] ?? m[4] ?? '').replace(/"/g, '').trim();
-    if (term) terms.push(term.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  }
-  return terms.length ? new RegExp(`(${terms.join('|')})`, 'gi') : null;
-}
 
 /** OpenAI-style tool calls carry their arguments as a JSON string: shown parsed, they read like the rest. */
 function readableToolCalls(calls: unknown): unknown {
@@ -30,13 +19,14 @@ function readableToolCalls(calls: unknown): unknown {
   });
 }
 
-function Highlighted({ text, terms }: { text: string; terms: RegExp | null }) {
+/** A text with what the search matched marked (see highlight.ts). */
+export function Highlighted({ text, terms }: { text: string; terms: Marker | null }) {
   if (!terms) return <>{text}</>;
-  const parts = text.split(terms);
+  const parts = terms(text);
   return <>{parts.map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part))}</>;
 }
 
-export function MessageView({ message: m, index, terms }: { message: Message; index: number; terms: RegExp | null }) {
+export function MessageView({ message: m, index, terms }: { message: Message; index: number; terms: Marker | null }) {
   const hasStats = m.promptTokens != null || m.completionTokens != null || m.totalTokens != null || m.latencyMs != null || m.costUsd != null;
   return (
     <article class={`msg msg-${m.role}`} aria-label={`Message ${index + 1}, ${m.role}`}>
@@ -106,7 +96,7 @@ interface BlockProps {
   messages: Message[];
   start: number;
   end: number;
-  terms: RegExp | null;
+  terms: Marker | null;
 }
 
 /**

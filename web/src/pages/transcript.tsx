@@ -5,7 +5,8 @@ import { fmtCost, fmtDateTime, fmtInt, isEmptyObject, parseTags, pretty } from '
 import { useAsync, usePaged } from '../hooks.ts';
 import { BASE, Link, navigate, useLocation } from '../router.tsx';
 import { can, useSession } from '../session.ts';
-import { MessageBlock, searchTerms } from './message.tsx';
+import { MessageBlock } from './message.tsx';
+import { marker } from '../highlight.ts';
 import { notify } from '../notice.ts';
 
 const PAGE = 200;
@@ -15,7 +16,9 @@ export function Transcript({ id }: { id: string }) {
   const { org } = useSession();
   const { query } = useLocation();
   const q = query.get('q');
-  const terms = useMemo(() => searchTerms(q), [q]);
+  // What the search looked for, as the API folded it (the same words it matched).
+  const search = useAsync(async () => (q ? (await ok(api.GET('/orgs/{org}/chats', { params: { path: { org }, query: { q, limit: 1 } } }))).highlight : undefined), [org, q]);
+  const terms = useMemo(() => marker(search.data), [search.data]);
   const chat = useAsync(() => ok(api.GET('/orgs/{org}/chats/{chatId}', { params: { path: { org, chatId: id } } })), [org, id]);
   const messages = usePaged<Message>(
     (cursor) => ok(api.GET('/orgs/{org}/chats/{chatId}/messages', { params: { path: { org, chatId: id }, query: { limit: PAGE, cursor } } })),
