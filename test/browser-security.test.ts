@@ -43,7 +43,8 @@ describe('CSRF: cookie-authenticated changes from another site are refused', () 
 
   test('an Origin of another site is a 403 problem, and nothing changes', async () => {
     const user = await addUser(t, tenant, 'user');
-    for (const origin of [EVIL, 'http://chatlogger.test.evil.example', 'http://chatlogger.test:8443', 'null']) {
+    // The same host over another scheme is another origin.
+    for (const origin of [EVIL, 'http://chatlogger.test.evil.example', 'http://chatlogger.test:8443', 'null', 'https://chatlogger.test', 'ws://chatlogger.test']) {
       const body = await expectProblem(await patchMe(t, { cookie: user.token }, { origin }, 'Mallory'), 403);
       expect(body.type).toBe('/problems/forbidden');
     }
@@ -97,9 +98,12 @@ describe('CSRF: cookie-authenticated changes from another site are refused', () 
   test('behind a trusted proxy, X-Forwarded-Host is the host; otherwise it is ignored', async () => {
     const user = await addUser(t, tenant, 'user');
     const proxied = await createTestApp({ TRUST_PROXY: 'true' }, t.db);
-    const headers = { origin: 'https://chat.example.com', 'x-forwarded-host': 'chat.example.com' };
+    const headers = { origin: 'https://chat.example.com', 'x-forwarded-host': 'chat.example.com', 'x-forwarded-proto': 'https' };
     expect((await patchMe(proxied, { cookie: user.token }, headers)).status).toBe(200);
     await expectProblem(await patchMe(t, { cookie: user.token }, headers), 403);
+    // The scheme the proxy was addressed with counts too.
+    await expectProblem(await patchMe(proxied, { cookie: user.token }, { ...headers, 'x-forwarded-proto': 'http' }), 403);
+    await expectProblem(await patchMe(proxied, { cookie: user.token }, { ...headers, origin: 'http://chat.example.com' }), 403);
   });
 
   test('ingestion routes ignore the session cookie and are not affected', async () => {
