@@ -260,7 +260,7 @@ describe('CORS for the dashboard API: TRUSTED_ORIGINS only', () => {
     expect(unauthorized.headers.get('access-control-allow-origin')).toBe(TRUSTED);
   });
 
-  test('preflights: 204 for a trusted origin, 403 for any other; OPTIONS that is not a preflight is a 404', async () => {
+  test('preflights: 204 for a trusted origin, 403 for any other; OPTIONS that is not a preflight is a 405', async () => {
     const ok = await dashboardPreflight(trusting, TRUSTED);
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe(TRUSTED);
@@ -269,7 +269,9 @@ describe('CORS for the dashboard API: TRUSTED_ORIGINS only', () => {
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
     await expectProblem(await dashboardPreflight(trusting, EVIL), 403);
     await expectProblem(await dashboardPreflight(t, TRUSTED), 403);
-    await expectProblem(await t.fetch('/users/me', { method: 'OPTIONS' }), 404);
+    const options = await t.fetch('/users/me', { method: 'OPTIONS' });
+    await expectProblem(options, 405);
+    expect(options.headers.get('allow')).toBe('GET, PATCH');
   });
 
   test('TRUSTED_ORIGINS must list exact origins', async () => {
