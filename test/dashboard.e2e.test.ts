@@ -457,7 +457,7 @@ suite('dashboard in Chromium', () => {
 
   test('a conversation logged over OTLP by the Vercel AI SDK reads like any other, and Source finds it', async () => {
     // The application: the AI SDK with its OpenTelemetry integration, exporting OTLP/protobuf.
-    const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password }) });
+    const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password, issueToken: true }) });
     const { token } = (await loggedIn.json()) as { token: string };
     const created = await fetch(url('/orgs/me/apikeys'), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"label":"otel app"}' });
     const { key } = (await created.json()) as { key: string };

@@ -868,11 +868,17 @@ export interface components {
         LoginRequest: {
             email: string;
             password: string;
+            /**
+             * @description `true` for clients that are not browsers (scripts, servers, the CLI): the answer then
+             *     carries the session token for `Authorization: Bearer`. Without it the session is only
+             *     the HttpOnly cookie, which page scripts cannot read. Absent means `false`.
+             */
+            issueToken?: boolean;
         };
         Session: {
             user: components["schemas"]["User"];
-            /** @description The session token, for `Authorization: Bearer`. Browsers can ignore it. */
-            token: string;
+            /** @description The session token, for `Authorization: Bearer`; only when the login asked for it with `issueToken: true`. */
+            token?: string;
             /** Format: date-time */
             expiresAt: string;
         };
