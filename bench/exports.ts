@@ -189,7 +189,7 @@ async function main() {
       await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
       server = startServer();
       await waitReady();
-      const root = String((await call('POST', '/auth/login', { email: 'root@bench.local', password: PASSWORD })).token);
+      const root = String((await call('POST', '/auth/login', { email: 'root@bench.local', password: PASSWORD, issueToken: true })).token);
       const orgId = String((await call('POST', '/orgs', { name: 'Bench', slug: 'bench' }, root)).id);
       await call('POST', '/orgs/bench/users', { email: 'admin@bench.local', password: PASSWORD, role: 'admin' }, root);
       log(`seeding ${CHATS.toLocaleString('en-US')} chats, ${MESSAGES.toLocaleString('en-US')} messages`);
@@ -197,7 +197,7 @@ async function main() {
     } finally {
       await db.close();
     }
-    const token = String((await call('POST', '/auth/login', { email: 'admin@bench.local', password: PASSWORD })).token);
+    const token = String((await call('POST', '/auth/login', { email: 'admin@bench.local', password: PASSWORD, issueToken: true })).token);
     const results: Result[] = [];
     for (const [format, scope, rows] of [
       ['csv', 'messages', MESSAGES],

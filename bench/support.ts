@@ -58,7 +58,7 @@ export async function benchTenants(app: ReturnType<typeof benchApp>, db: Databas
     if (response.status >= 300) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
     return (await response.json()) as Record<string, unknown>;
   };
-  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD })).token);
+  const login = async (email: string) => String((await call('POST', '/auth/login', { email, password: PASSWORD, issueToken: true })).token);
   await ensureAdmin(db.fork(), 'root@bench.local', PASSWORD);
   const root = await login('root@bench.local');
   const orgA = String((await call('POST', '/orgs', { name: 'Bench A', slug: 'bench-a' }, root)).id);

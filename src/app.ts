@@ -7,6 +7,7 @@ import { jsonBody } from './http/body.ts';
 import { pathParams } from './http/path-params.ts';
 import { requestContext } from './http/context.ts';
 import { problems } from './http/problem.ts';
+import { allowedMethods } from './http/contract.ts';
 import { requestLog } from './http/request-log.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { headerLimit } from './http/header-limit.ts';
@@ -54,7 +55,7 @@ export function createApp({ config, db, log, tracing, writers = ingestWriters(db
   return new Elysia()
     .use(requestLog(log))
     .use(tracing?.plugin ?? new Elysia({ name: 'request-tracing' }))
-    .use(problems(log))
+    .use(problems(log, allowedMethods))
     .use(securityHeaders(config))
     .use(headerLimit(config.maxHeaderBytes))
     .use(cors(config))

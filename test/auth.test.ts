@@ -82,25 +82,39 @@ function withPayload(token: string, change: (payload: Record<string, unknown>) =
 describe('POST /auth/login', () => {
   test('returns the user, a token and its expiry, and sets the session cookie', async () => {
     const user = await addUser(t, tenant, 'user');
-    const { data, response } = await t.client().POST('/auth/login', { body: { email: user.email, password: PASSWORD } });
+    const { data, response } = await t.client().POST('/auth/login', { body: { email: user.email, password: PASSWORD, issueToken: true } });
     expect(response.status).toBe(200);
     expect(data!.user.id).toBe(user.id);
     expect(data!.user.email).toBe(user.email);
     expect(data!.user.organizationSlug).toBe(tenant.slug);
     expect(data!.user.lastLoginAt).not.toBeNull();
-    expect(data!.token.split('.')).toHaveLength(3);
+    expect(data!.token!.split('.')).toHaveLength(3);
     expect(Date.parse(data!.expiresAt)).toBeGreaterThan(Date.now());
 
     const setCookie = sessionCookie(response);
     expect(setCookie).toBeDefined();
     const { value, attrs } = cookieAttributes(setCookie!);
-    expect(value).toBe(data!.token);
+    expect(value).toBe(data!.token!);
     expect(attrs.has('httponly')).toBe(true);
     expect(attrs.get('samesite')?.toLowerCase()).toBe('lax');
     expect(attrs.get('path')).toBe('/');
     expect(attrs.has('expires')).toBe(true);
     expect(Math.abs(Date.parse(attrs.get('expires')!) - Date.parse(data!.expiresAt))).toBeLessThan(1500);
     expect(attrs.has('secure')).toBe(false);
+  });
+
+  test('a login that does not ask for a bearer token (a browser) gets the HttpOnly cookie only', async () => {
+    const user = await addUser(t, tenant, 'user');
+    for (const body of [{ email: user.email, password: PASSWORD }, { email: user.email, password: PASSWORD, issueToken: false }]) {
+      const { data, response } = await t.client().POST('/auth/login', { body });
+      expect(response.status).toBe(200);
+      expect(data!.token).toBeUndefined();
+      expect(Object.keys(data!).sort()).toEqual(['expiresAt', 'user']);
+      const { value, attrs } = cookieAttributes(sessionCookie(response)!);
+      expect(attrs.has('httponly')).toBe(true);
+      // The cookie is the session.
+      expect((await t.client({ cookie: `chatlogger_session=${value}` }).GET('/users/me')).response.status).toBe(200);
+    }
   });
 
   test('the cookie is Secure when the request came over https', async () => {

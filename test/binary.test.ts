@@ -96,7 +96,7 @@ describe.skipIf(SKIP)('compiled binary on the embedded database', () => {
   });
 
   test('logs in, creates an organization and an API key, and ingests a chat', async () => {
-    const login = await call('/auth/login', { method: 'POST', json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    const login = await call('/auth/login', { method: 'POST', json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD, issueToken: true } });
     expect(login.status).toBe(200);
     const auth = { authorization: `Bearer ${login.body!.token}` };
     expect((await call('/orgs', { method: 'POST', headers: auth, json: { name: 'Binary Inc.', slug: 'binary' } })).status).toBe(201);

@@ -43,7 +43,8 @@ describe('CSRF: cookie-authenticated changes from another site are refused', () 
 
   test('an Origin of another site is a 403 problem, and nothing changes', async () => {
     const user = await addUser(t, tenant, 'user');
-    for (const origin of [EVIL, 'http://chatlogger.test.evil.example', 'http://chatlogger.test:8443', 'null']) {
+    // The same host over another scheme is another origin.
+    for (const origin of [EVIL, 'http://chatlogger.test.evil.example', 'http://chatlogger.test:8443', 'null', 'https://chatlogger.test', 'ws://chatlogger.test']) {
       const body = await expectProblem(await patchMe(t, { cookie: user.token }, { origin }, 'Mallory'), 403);
       expect(body.type).toBe('/problems/forbidden');
     }
@@ -97,9 +98,12 @@ describe('CSRF: cookie-authenticated changes from another site are refused', () 
   test('behind a trusted proxy, X-Forwarded-Host is the host; otherwise it is ignored', async () => {
     const user = await addUser(t, tenant, 'user');
     const proxied = await createTestApp({ TRUST_PROXY: 'true' }, t.db);
-    const headers = { origin: 'https://chat.example.com', 'x-forwarded-host': 'chat.example.com' };
+    const headers = { origin: 'https://chat.example.com', 'x-forwarded-host': 'chat.example.com', 'x-forwarded-proto': 'https' };
     expect((await patchMe(proxied, { cookie: user.token }, headers)).status).toBe(200);
     await expectProblem(await patchMe(t, { cookie: user.token }, headers), 403);
+    // The scheme the proxy was addressed with counts too.
+    await expectProblem(await patchMe(proxied, { cookie: user.token }, { ...headers, 'x-forwarded-proto': 'http' }), 403);
+    await expectProblem(await patchMe(proxied, { cookie: user.token }, { ...headers, origin: 'http://chat.example.com' }), 403);
   });
 
   test('ingestion routes ignore the session cookie and are not affected', async () => {
@@ -256,7 +260,7 @@ describe('CORS for the dashboard API: TRUSTED_ORIGINS only', () => {
     expect(unauthorized.headers.get('access-control-allow-origin')).toBe(TRUSTED);
   });
 
-  test('preflights: 204 for a trusted origin, 403 for any other; OPTIONS that is not a preflight is a 404', async () => {
+  test('preflights: 204 for a trusted origin, 403 for any other; OPTIONS that is not a preflight is a 405', async () => {
     const ok = await dashboardPreflight(trusting, TRUSTED);
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe(TRUSTED);
@@ -265,7 +269,9 @@ describe('CORS for the dashboard API: TRUSTED_ORIGINS only', () => {
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
     await expectProblem(await dashboardPreflight(trusting, EVIL), 403);
     await expectProblem(await dashboardPreflight(t, TRUSTED), 403);
-    await expectProblem(await t.fetch('/users/me', { method: 'OPTIONS' }), 404);
+    const options = await t.fetch('/users/me', { method: 'OPTIONS' });
+    await expectProblem(options, 405);
+    expect(options.headers.get('allow')).toBe('GET, PATCH');
   });
 
   test('TRUSTED_ORIGINS must list exact origins', async () => {

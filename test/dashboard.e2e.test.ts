@@ -459,7 +459,7 @@ suite('dashboard in Chromium', () => {
     // The application: the AI SDK with its OpenTelemetry integration, exporting OTLP/protobuf.
     // Spans go in one export, as the SDK's default batching sends them (README: with one export a
     // span, concurrent requests may store an agent span's answer before the call that carries its usage).
-    const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password }) });
+    const loggedIn = await fetch(url('/auth/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: seeded.adminEmail, password: seeded.password, issueToken: true }) });
     const { token } = (await loggedIn.json()) as { token: string };
     const created = await fetch(url('/orgs/me/apikeys'), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"label":"otel app"}' });
     const { key } = (await created.json()) as { key: string };

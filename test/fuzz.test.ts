@@ -157,8 +157,8 @@ beforeAll(async () => {
   const rootEmail = 'root@fuzz.test';
   await ensureAdmin(db.fork(), rootEmail, PASSWORD);
   const login = async (email: string) => {
-    const { data } = await t.client().POST('/auth/login', { body: { email, password: PASSWORD } });
-    return data!.token;
+    const { data } = await t.client().POST('/auth/login', { body: { email, password: PASSWORD, issueToken: true } });
+    return data!.token!;
   };
   const root = t.client({ token: await login(rootEmail) });
   const slug = 'fuzz-org';

@@ -295,7 +295,7 @@ describe('shutdown with groups pending', () => {
       });
       return { status: response.status, body: (await response.json()) as Json };
     };
-    const token = String((await call('/auth/login', { email, password })).body.token);
+    const token = String((await call('/auth/login', { email, password, issueToken: true })).body.token);
     const auth = { authorization: `Bearer ${token}` };
     const org = await call('/orgs', { name: 'Group', slug: 'group' }, auth);
     expect(org.status).toBe(201);

@@ -86,7 +86,7 @@ async function call(server: RunningServer, path: string, { method = 'GET', token
 }
 
 async function login(server: RunningServer, email: string, password: string): Promise<string> {
-  const response = await call(server, '/auth/login', { method: 'POST', json: { email, password } });
+  const response = await call(server, '/auth/login', { method: 'POST', json: { email, password, issueToken: true } });
   if (response.status !== 200) throw new Error(`login on :${server.port} answered ${response.status}`);
   return response.body.token;
 }

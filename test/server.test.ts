@@ -294,9 +294,11 @@ describe('first run', () => {
     const login = await call('POST', '/auth/login', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
     expect(login.status).toBe(200);
     expect(login.body.user).toMatchObject({ email: ADMIN_EMAIL, role: 'superadmin', organizationSlug: 'system' });
-    secrets.add(login.body.token);
+    // A browser login (no issueToken) gets the HttpOnly cookie only, no token in the body.
+    expect(login.body.token).toBeUndefined();
     const superCookie = sessionCookie(login);
-    expect(superCookie).toBe(`chatlogger_session=${login.body.token}`);
+    expect(superCookie).toMatch(/^chatlogger_session=[\w-]+\.[\w-]+\.[\w-]+$/);
+    secrets.add(superCookie.slice('chatlogger_session='.length));
     flow.superCookie = superCookie;
 
     const org = await call('POST', '/orgs', { json: { name: 'Server Org', slug: ORG_SLUG }, headers: { cookie: superCookie } });
@@ -311,7 +313,7 @@ describe('first run', () => {
     expect(admin.status).toBe(201);
     expect(admin.body).toMatchObject({ email: ORG_ADMIN_EMAIL, role: 'admin', organizationSlug: ORG_SLUG, organizationId: flow.orgId });
 
-    const adminLogin = await call('POST', '/auth/login', { json: { email: ORG_ADMIN_EMAIL, password: ORG_ADMIN_PASSWORD } });
+    const adminLogin = await call('POST', '/auth/login', { json: { email: ORG_ADMIN_EMAIL, password: ORG_ADMIN_PASSWORD, issueToken: true } });
     expect(adminLogin.status).toBe(200);
     secrets.add(adminLogin.body.token);
     const adminCookie = sessionCookie(adminLogin);
@@ -370,7 +372,7 @@ describe('first run', () => {
 
   test('the user and the API key made with the CLI are accepted', async () => {
     expect(cliState.apiKey).toBeDefined();
-    const login = await http.call('POST', '/auth/login', { json: { email: CLI_EMAIL, password: CLI_USER_PASSWORD } });
+    const login = await http.call('POST', '/auth/login', { json: { email: CLI_EMAIL, password: CLI_USER_PASSWORD, issueToken: true } });
     expect(login.status).toBe(200);
     secrets.add(login.body.token);
     sessionCookie(login);
@@ -423,7 +425,7 @@ describe('restart on the same data', () => {
     expect(logged.some((e) => e?.msg === 'migrations applied')).toBe(false);
 
     expect((await http2.call('POST', '/auth/login', { json: { email: ADMIN_EMAIL, password: 'a-different-admin-password' } })).status).toBe(401);
-    const login = await http2.call('POST', '/auth/login', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    const login = await http2.call('POST', '/auth/login', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD, issueToken: true } });
     expect(login.status).toBe(200);
     secrets.add(login.body.token);
     sessionCookie(login);

@@ -65,6 +65,30 @@ export function listOperations() {
   return result;
 }
 
+/** The methods of each path template of the contract, as a pattern of its concrete paths. */
+const pathMethods = (() => {
+  const byPath = new Map<string, Set<string>>();
+  for (const { path, method } of listOperations()) {
+    let methods = byPath.get(path);
+    if (!methods) byPath.set(path, (methods = new Set()));
+    methods.add(method.toUpperCase());
+  }
+  return [...byPath].map(([path, methods]) => ({
+    pattern: new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    methods,
+  }));
+})();
+
+/**
+ * The methods the contract defines for a concrete path (`/orgs/acme/chats`), empty when no path
+ * template matches: a known path asked with another method is a 405 with `Allow`, not a 404.
+ */
+export function allowedMethods(path: string): string[] {
+  const methods = new Set<string>();
+  for (const { pattern, methods: own } of pathMethods) if (pattern.test(path)) for (const m of own) methods.add(m);
+  return [...methods].sort();
+}
+
 function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? '');
 }

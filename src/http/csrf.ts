@@ -12,10 +12,16 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const SESSION_COOKIE_PRESENT = new RegExp(`(?:^|;)\\s*${SESSION_COOKIE}=`);
 const BEARER = /^Bearer\s+\S+$/i;
 
-/** The host the client addressed: the proxy's X-Forwarded-Host when a proxy is trusted. */
-function requestHost(request: Request, trustProxy: number): string {
-  const forwarded = trustProxy > 0 ? request.headers.get('x-forwarded-host')?.split(',')[0]?.trim() : undefined;
-  return (forwarded || new URL(request.url).host).toLowerCase();
+/**
+ * The origin the client addressed, scheme and host: the proxy's X-Forwarded-Proto and
+ * X-Forwarded-Host when a proxy is trusted. The scheme counts: `http://host` is another origin
+ * than `https://host` (a network attacker can serve the first).
+ */
+function requestOrigin(request: Request, trustProxy: number): { protocol: string; host: string } {
+  const url = new URL(request.url);
+  const forwarded = (name: string) => (trustProxy > 0 ? request.headers.get(name)?.split(',')[0]?.trim().toLowerCase() : undefined) || undefined;
+  const proto = forwarded('x-forwarded-proto');
+  return { protocol: proto ? `${proto}:` : url.protocol, host: forwarded('x-forwarded-host') ?? url.host.toLowerCase() };
 }
 
 /** Whether the browser says the request was made by another origin than this server's. */
@@ -26,7 +32,9 @@ function fromAnotherSite(request: Request, config: Pick<Config, 'trustedOrigins'
     // `Origin: null` (sandboxed frames, some redirects) is never trusted.
     if (canonical === null) return true;
     if (config.trustedOrigins.includes(canonical)) return false;
-    return new URL(canonical).host !== requestHost(request, config.trustProxy);
+    const from = new URL(canonical);
+    const addressed = requestOrigin(request, config.trustProxy);
+    return from.protocol !== addressed.protocol || from.host !== addressed.host;
   }
   // Without Origin the fetch metadata still tells another site from this one.
   const site = request.headers.get('sec-fetch-site');

@@ -98,9 +98,16 @@ export function sqlStateOf(error: unknown): string | undefined {
 }
 
 /** Turns every error, ours, the framework's and the database's, into problem+json. */
-export const problems = (log: Logger) =>
+export const problems = (log: Logger, allowedMethods: (path: string) => string[] = () => []) =>
   new Elysia({ name: 'problems' }).onError({ as: 'global' }, ({ error, code, request, set }) => {
-    const problem = toHttpError(error, code);
+    let problem = toHttpError(error, code);
+    if (code === 'NOT_FOUND') {
+      // A path the API has, asked with a method it does not take (RFC 9110: 405 with Allow).
+      const allowed = allowedMethods(new URL(request.url).pathname);
+      if (allowed.length && !allowed.includes(request.method)) {
+        problem = new HttpError(405, 'method-not-allowed', 'Method Not Allowed', `${request.method} is not a method of this path.`, undefined, { allow: allowed.join(', ') });
+      }
+    }
     set.status = problem.status;
     if (problem.status === 503) {
       // Expected while the database is away, for every request: one short line each, no stack.

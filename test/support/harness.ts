@@ -96,8 +96,9 @@ export async function superadminToken(t: TestApp): Promise<string> {
 }
 
 export async function login(t: TestApp, email: string, password: string): Promise<string> {
-  const { data, response } = await t.client().POST('/auth/login', { body: { email, password } });
+  const { data, response } = await t.client().POST('/auth/login', { body: { email, password, issueToken: true } });
   if (!data) throw new Error(`login of ${email} failed with ${response.status}`);
+  if (!data.token) throw new Error('login answered without a token');
   return data.token;
 }
 

@@ -68,7 +68,7 @@ export async function createTenantOverHttp(baseUrl: string, superadmin: { email:
     return r.body as Record<string, unknown>;
   };
   const login = async (email: string, password: string) =>
-    String((await must(timedCall(`${baseUrl}/auth/login`, { method: 'POST', json: { email, password } }), `login ${email}`)).token);
+    String((await must(timedCall(`${baseUrl}/auth/login`, { method: 'POST', json: { email, password, issueToken: true } }), `login ${email}`)).token);
   const root = { authorization: `Bearer ${await login(superadmin.email, superadmin.password)}` };
   const slug = `load-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   await must(timedCall(`${baseUrl}/orgs`, { method: 'POST', json: { name: `Load ${slug}`, slug }, headers: root }), 'create org');

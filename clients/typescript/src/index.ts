@@ -11,7 +11,7 @@ export interface ChatLoggerClientOptions {
   baseUrl: string;
   /** An organization API key (`clk_...`), for the ingestion routes under `/api/v1/orgs/{slug}`. */
   apiKey?: string;
-  /** A session token from `POST /auth/login`, for the dashboard routes. */
+  /** A session token from `POST /auth/login` with `issueToken: true`, for the dashboard routes. */
   token?: string;
   /** Another fetch (a test server's, or one with retries or a proxy). */
   fetch?: (request: Request) => Promise<Response>;

@@ -27,7 +27,7 @@ export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) 
     .post(
       '/login',
       async ({ em, jwt, body, cookie, request, set }) => {
-        const { email, password } = body as RequestBody<'login'>;
+        const { email, password, issueToken } = body as RequestBody<'login'>;
         // Before the password is checked: a locked email costs no argon2 verification, and the
         // attempt is counted before it runs, so parallel guesses cannot outrun the lock.
         Object.assign(set.headers, (await throttle.admit(email, set.headers as Record<string, string>)).headers);
@@ -43,9 +43,11 @@ export const authRoutes = (config: Config, auth: Auth, throttle: LoginThrottle) 
         const claims: SessionClaims = { sub: user.id, sid: session.id };
         const token = await jwt.sign({ ...claims, exp: Math.floor(session.expiresAt.getTime() / 1000) });
         cookie[SESSION_COOKIE]!.set({ value: token, ...sessionCookie(config, request), expires: session.expiresAt });
+        // The token goes in the body only when a non-browser client asks: for a browser the
+        // session stays in the HttpOnly cookie, out of reach of page scripts.
         return {
           user: toUserDto(user, organization),
-          token,
+          ...(issueToken ? { token } : {}),
           expiresAt: iso(session.expiresAt),
         } satisfies components['schemas']['Session'];
       },
