@@ -6,12 +6,15 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 /** Deeper documents are refused before any recursive code (validation, storage) walks them. */
 export const MAX_JSON_DEPTH = 64;
 
-/** Recursion ends at MAX_JSON_DEPTH, so the stack stays shallow; nothing is allocated per value. */
-function tooDeep(value: unknown, depth = 0): boolean {
+/**
+ * Whether objects and arrays nest more than `levels` deep (a scalar is 0, `{}` is 1). Recursion
+ * ends at `levels`, so the stack stays shallow; nothing is allocated per value.
+ */
+export function nestedDeeperThan(value: unknown, levels: number, depth = 0): boolean {
   if (value === null || typeof value !== 'object') return false;
-  if (depth >= MAX_JSON_DEPTH) return true;
+  if (depth >= levels) return true;
   for (const child of Array.isArray(value) ? value : Object.values(value)) {
-    if (tooDeep(child, depth + 1)) return true;
+    if (nestedDeeperThan(child, levels, depth + 1)) return true;
   }
   return false;
 }
@@ -69,7 +72,7 @@ async function parseJson(request: Request, contentType: string | undefined, maxB
   } catch {
     throw badRequest('The request body is not valid JSON.');
   }
-  if (tooDeep(value)) throw validationFailed([{ pointer: '/body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) throw validationFailed([{ pointer: '/body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]);
   return value;
 }
 

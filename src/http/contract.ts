@@ -3,7 +3,8 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormats from 'ajv-formats';
 import specText from '../../openapi.yaml' with { type: 'text' };
 import type { operations } from '../generated/openapi.ts';
-import { PendingBody } from './body.ts';
+import { nestedDeeperThan, PendingBody } from './body.ts';
+import { isUuid } from './ids.ts';
 import { validationFailed, type FieldError } from './problem.ts';
 import { EVENT_TIME_RULE, isPlausibleEventTime, parseTimestamp } from './time.ts';
 
@@ -26,12 +27,6 @@ type Query<Op extends OperationId> = NonNullable<operations[Op]['parameters']['q
 export type QueryOf<Op extends OperationId> = Query<Op> & ('limit' extends keyof Query<Op> ? { limit: number } : unknown);
 /** The query of a route that declared `{ operation }`: validated, coerced and defaulted by then. */
 export const queryOf = <Op extends OperationId>(_operationId: Op, query: unknown) => query as QueryOf<Op>;
-/** The JSON response type of an operation for one status code. */
-export type ResponseBody<Op extends OperationId, Status extends keyof operations[Op]['responses']> = operations[Op]['responses'][Status] extends {
-  content: { 'application/json': infer B };
-}
-  ? B
-  : never;
 
 interface OpenApiDocument {
   openapi: string;
@@ -92,20 +87,12 @@ export function allowedMethods(path: string): string[] {
 function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? '');
 }
-function jsonDepth(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let max = 0;
-  for (const child of Object.values(value)) max = Math.max(max, jsonDepth(child));
-  return max + 1;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function createAjv(forQuery: boolean) {
   // verbose: custom keywords' limits are read back from the schema for the error message.
   const ajv = new Ajv2020({ allErrors: true, verbose: true, coerceTypes: forQuery ? 'array' : false, useDefaults: forQuery, strictSchema: false });
   addFormats(ajv);
   // Stricter than ajv-formats: only what PostgreSQL's uuid and timestamptz accept unchanged.
-  ajv.addFormat('uuid', UUID);
+  ajv.addFormat('uuid', isUuid);
   ajv.addFormat('date-time', (value: string) => parseTimestamp(value) !== null);
   // A client's time of an event: plausible now (see src/http/time.ts), or a 422.
   ajv.addKeyword({
@@ -124,7 +111,7 @@ function createAjv(forQuery: boolean) {
     keyword: 'x-max-depth',
     schemaType: 'number',
     errors: false,
-    validate: (max: number, data: unknown) => jsonDepth(data) <= max,
+    validate: (max: number, data: unknown) => !nestedDeeperThan(data, max),
   });
   // The whole document is registered once so `#/components/...` references resolve.
   ajv.addSchema({ $id: 'openapi', components: spec.components }, 'openapi');

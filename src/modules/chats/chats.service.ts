@@ -11,9 +11,9 @@ import { DEFAULT_SEARCH_LANGUAGE, highlightTerms, type SearchLanguage } from '..
 
 type ChatCreate = components['schemas']['ChatCreate'];
 type ChatUpdate = components['schemas']['ChatUpdate'];
-export type ListChatsQuery = NonNullable<operations['listChats']['parameters']['query']>;
-
-export const DEFAULT_PAGE_SIZE = 50;
+type ListChatsParameters = NonNullable<operations['listChats']['parameters']['query']>;
+/** The contract fills in `limit` when the request has none (queryOf). */
+export type ListChatsQuery = ListChatsParameters & { limit: number };
 
 /** A chat to create, checked and ready to write. */
 export interface ChatInsert {
@@ -65,7 +65,7 @@ export async function findChat(em: Em, organizationId: string, chatId: string, o
 }
 
 /** The contract's defaults, and `tags` split into a clean list. */
-export function chatFilters(query: ListChatsQuery, searchLanguage?: SearchLanguage): ChatFilters {
+export function chatFilters(query: ListChatsParameters, searchLanguage?: SearchLanguage): ChatFilters {
   const tags = [...new Set((query.tags ?? '').split(',').map((tag) => tag.trim()).filter((tag) => tag !== ''))];
   return {
     sort: query.sort ?? 'lastActivity',
@@ -84,7 +84,7 @@ export function chatFilters(query: ListChatsQuery, searchLanguage?: SearchLangua
 /** A page of chats; with `q`, also what the search looks for (to highlight). */
 export async function listChats(em: Em, organizationId: string, query: ListChatsQuery, searchLanguage: SearchLanguage = DEFAULT_SEARCH_LANGUAGE) {
   const after = decodeTimeIdCursor(query.cursor);
-  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  const limit = query.limit;
   const rows = await conversations.listChats(em, organizationId, chatFilters(query, searchLanguage), after, limit);
   const { items, nextCursor } = page(rows, limit, (row) => [row.key.at, row.key.id]);
   const highlight = query.q === undefined ? undefined : await highlightTerms(em, searchLanguage, query.q);

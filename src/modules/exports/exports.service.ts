@@ -5,7 +5,6 @@ import { isUuid } from '../../http/ids.ts';
 import { notFound } from '../../http/problem.ts';
 import { iso } from '../../http/time.ts';
 import { recordAudit, type Actor } from '../audit/audit.service.ts';
-import { DEFAULT_PAGE_SIZE } from '../chats/chats.service.ts';
 import * as conversations from '../conversations/conversations.repository.ts';
 import type { SnapshotFilters } from '../conversations/conversations.repository.ts';
 import { Export } from './export.entity.ts';
@@ -67,9 +66,9 @@ export async function createExport(em: Em, organizationId: string, input: Export
 }
 
 /** Newest first. Ids are UUIDv7, so their order is the order of creation. */
-export async function listExports(em: Em, organizationId: string, query: { limit?: number; cursor?: string }) {
+export async function listExports(em: Em, organizationId: string, query: { limit: number; cursor?: string }) {
   const after = decodeCursor(query.cursor, 1, ([id]) => isUuid(id!));
-  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  const { limit } = query;
   const rows = await em.find(Export, { organizationId, ...(after ? { id: { $lt: after[0]! } } : {}) }, { orderBy: { id: 'desc' }, limit: limit + 1 });
   return page(rows, limit, (row) => [row.id]);
 }

@@ -4,7 +4,7 @@ import { conflict, notFound, validationFailed, type FieldError } from '../../htt
 import type { Outcome } from '../ingestion/group-commit.ts';
 import { isUuid } from '../../http/ids.ts';
 import { decodeTimeIdCursor, page } from '../../http/cursor.ts';
-import { DEFAULT_PAGE_SIZE, findChat } from '../chats/chats.service.ts';
+import { findChat } from '../chats/chats.service.ts';
 import * as conversations from '../conversations/conversations.repository.ts';
 import type { Message, NewMessage } from '../conversations/conversations.repository.ts';
 
@@ -113,9 +113,9 @@ export async function appendMessages(
   });
 }
 
-export async function listChatMessages(em: Em, organizationId: string, chatId: string, query: { limit?: number; cursor?: string }) {
+export async function listChatMessages(em: Em, organizationId: string, chatId: string, query: { limit: number; cursor?: string }) {
   const after = decodeTimeIdCursor(query.cursor);
-  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  const { limit } = query;
   const chat = await findChat(em, organizationId, chatId);
   const rows = await conversations.listMessages(em, organizationId, chat.id, after, limit);
   const { items, nextCursor } = page(rows, limit, (row) => [row.key.at, row.key.id]);
