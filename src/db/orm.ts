@@ -76,12 +76,10 @@ export async function openDatabase(
       ...sharedOptions,
       dbName: dir,
       // PGlite zero-fills its shared memory at start, so all of it is resident from the first
-      // second; the OS page cache still holds the data files. 4 MB of shared buffers (was 32 MB)
-      // and max_connections 4 (one backend here; the lock table still holds ~3,500 new tables in
-      // one transaction) took the WASM memory from 48 to 15 MB resident and the server (medians
-      // of 4, bench/ingest.ts's load) from 254 to 219 MB at ready, 364 to 334 MB at peak, with
-      // single-message ingestion unchanged within noise (4,138 vs 4,058/s). wal_buffers keeps
-      // the 1 MB that 32 MB of shared buffers implied.
+      // second, while the OS page cache holds the data files anyway: small shared buffers keep
+      // the process small without slowing ingestion. One backend needs few connections (the lock
+      // table still holds the ~3,500 tables a migration creates in one transaction), and
+      // wal_buffers keeps the 1 MB that larger shared buffers would imply.
       driverOptions: {
         postgresqlconf: ['shared_buffers = 4MB', 'wal_buffers = 1MB', 'max_connections = 4'],
         // As set-up functions: MikroORM clones its options, which a URL does not survive.
