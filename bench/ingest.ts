@@ -307,15 +307,19 @@ const luaBytes = (bytes: Uint8Array) => `"${Array.from(bytes, (b) => `\\${b}`).j
  * wrk with a Lua script that spreads requests over `paths` and reports JSON from done(). With
  * `placeholder`, each request's body has it replaced by a number unique to the request.
  */
+let wrkRuns = 0;
 function wrk(url: string, paths: string[], body: string | Uint8Array, key: string, connections: number, seconds = SECONDS, contentType = 'application/json', placeholder?: string): WrkResult {
   const script = join(work, `wrk-${Math.random().toString(36).slice(2)}.lua`);
+  // Request numbers go on from one run to the next (the warm-up's included), so no run repeats
+  // another's bodies.
+  wrkRuns += 1;
   const width = placeholder?.length ?? 0;
   writeFileSync(
     script,
     `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}
 local body = ${typeof body === 'string' ? JSON.stringify(body) : luaBytes(body)}
 local headers = { ["content-type"] = ${JSON.stringify(contentType)}, ["x-organization-api-key"] = ${JSON.stringify(key)} }
-local n = 0
+local n = ${wrkRuns * 100_000}
 local threads = 0
 function setup(thread)
   threads = threads + 1
