@@ -115,14 +115,14 @@ describe('each list can be served by its index', () => {
   // itself is about one organization.
   test('a rare word: messages_search_idx, scoped by organization', async () => {
     const plan = await planOf(listChatsSql(orgId, filters({ q: 'persimmon' }), undefined, 50));
-    expect(plan).toEqual(expect.arrayContaining([expect.stringMatching(/Index.* on messages_search_idx: \(search @@ '.*''[0-9a-f]{6}:persimmon'':\*/)]));
+    expect(plan).toEqual(expect.arrayContaining([expect.stringMatching(/Index.* on messages_search_idx: \(search @@ '.*''[a-p]{6}persimmon'':\*/)]));
   });
 
   test('a title search alone can use chats_search_idx, scoped by organization', async () => {
     // The same expression the list uses, so the index that the OR cannot use directly is proven usable.
     const sql = `select id from chats c where c.organization_id = $1 and c.search @@ chatlogger_search_query($1, 'simple', $2::jsonb)`;
     const plan = await planOf({ sql, params: [orgId, JSON.stringify([[{ text: 'kumquats', phrase: false, negated: false }]])] });
-    expect(plan).toEqual(expect.arrayContaining([expect.stringMatching(/Index.* on chats_search_idx: \(search @@ '.*''[0-9a-f]{6}:kumquats'':\*/)]));
+    expect(plan).toEqual(expect.arrayContaining([expect.stringMatching(/Index.* on chats_search_idx: \(search @@ '.*''[a-p]{6}kumquats'':\*/)]));
   });
 
   test('messages of a chat: messages_chat_idx, first page and after a cursor', async () => {
