@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync } from 'node:fs';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
 import type { MikroORM, EntityManager, AbstractSqlDriver } from '@mikro-orm/sql';
@@ -7,7 +6,7 @@ import { MikroORM as PgliteORM } from '@mikro-orm/pglite';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.ts';
 import { migrations } from './migrations/index.ts';
-import { PGLITE_EXTENSIONS, PGLITE_FILES } from './pglite-files.ts';
+import { extensionBundleUrl, PGLITE_EXTENSIONS, PGLITE_FILES } from './pglite-files.ts';
 import { postgresDriverOptions } from './pg-timeouts.ts';
 import { distribute } from './distribution.ts';
 import { Organization } from '../modules/orgs/organization.entity.ts';
@@ -84,7 +83,7 @@ export async function openDatabase(
         postgresqlconf: ['shared_buffers = 4MB', 'wal_buffers = 1MB', 'max_connections = 4'],
         // As set-up functions: MikroORM clones its options, which a URL does not survive.
         extensions: Object.fromEntries(
-          Object.entries(PGLITE_EXTENSIONS).map(([name, file]) => [name, { name, setup: async () => ({ bundlePath: pathToFileURL(file) }) }]),
+          Object.entries(PGLITE_EXTENSIONS).map(([name, file]) => [name, { name, setup: async () => ({ bundlePath: await extensionBundleUrl(file) }) }]),
         ),
       },
     })) as unknown as Orm;

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 // PGlite loads these files from next to its own module (`new URL('./pglite.wasm', import.meta.url)`).
 // Importing them makes `bun build --compile` embed them; built with `--asset-naming='[name].[ext]'`
 // (the `build:binary` script) they land exactly where PGlite looks, in the binary's root. From
@@ -14,3 +18,14 @@ export const PGLITE_FILES = [pgliteWasm, initdbWasm, pgliteData];
 import unaccentBundle from '../../node_modules/@electric-sql/pglite/dist/unaccent.tar.gz' with { type: 'file' };
 
 export const PGLITE_EXTENSIONS = { unaccent: unaccentBundle };
+
+/**
+ * The URL PGlite installs an extension's bundle from. PGlite reads it as a stream, which the files
+ * embedded in the single executable (under /$bunfs/) do not offer: those are copied out once.
+ */
+export async function extensionBundleUrl(file: string): Promise<URL> {
+  if (!file.startsWith('/$bunfs/')) return pathToFileURL(file);
+  const copy = join(tmpdir(), `chatlogger-${process.pid}-${basename(file)}`);
+  if (!existsSync(copy)) await Bun.write(copy, Bun.file(file));
+  return pathToFileURL(copy);
+}
