@@ -215,10 +215,12 @@ describe('docker-compose.yml', () => {
 
   test('the variables the compose file sets pass the server\'s own validation', () => {
     const env: Record<string, string> = {};
+    // What `openssl rand -base64 48` (the compose file's own advice) produces.
+    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString('base64');
     for (const [name, value] of Object.entries(app.environment ?? {})) {
       // What a person running `docker compose up` would supply for each reference.
       env[name] = value.replace(/\$\{(\w+)(?::[-?]([^}]*))?\}/g, (_, ref: string, fallback: string | undefined) =>
-        ref === 'JWT_SECRET' ? 's'.repeat(48) : ref === 'ADMIN_PASSWORD' ? 'a-long-password' : ref === 'POSTGRES_PASSWORD' ? 'pw' : (fallback ?? ''),
+        ref === 'JWT_SECRET' ? secret : ref === 'ADMIN_PASSWORD' ? 'a-long-password' : ref === 'POSTGRES_PASSWORD' ? 'pw' : (fallback ?? ''),
       );
     }
     const config = loadConfig({ ...env, DATA_DIR: '/tmp/chatlogger-unused' });

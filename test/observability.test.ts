@@ -113,7 +113,7 @@ describe('request log', () => {
     expect(created.status).toBe(201);
     const failed = await handle('/auth/login', json({ email: tenant.adminEmail, password: wrongPassword }, { 'x-request-id': 'log-login-1' }));
     await expectProblem(failed, 401);
-    const login = await handle('/auth/login', json({ email: tenant.adminEmail, password: PASSWORD }));
+    const login = await handle('/auth/login', json({ email: tenant.adminEmail, password: PASSWORD, issueToken: true }));
     expect(login.status).toBe(200);
     const { token } = (await login.json()) as { token: string };
     const me = await handle('/orgs/me', { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'log-org-1' } });

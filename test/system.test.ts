@@ -188,9 +188,13 @@ describe('unknown routes', () => {
     }
   });
 
-  test('a known path with an undocumented method answers 404 problem+json', async () => {
-    await expectProblem(await t.fetch('/health', { method: 'DELETE' }), 404);
-    await expectProblem(await t.fetch('/orgs', { method: 'PUT' }), 404);
+  test('a known path with an undocumented method answers 405 problem+json with Allow', async () => {
+    const health = await t.fetch('/health', { method: 'DELETE' });
+    expect(health.headers.get('allow')).toContain('GET');
+    await expectProblem(health, 405);
+    const orgs = await t.fetch('/orgs', { method: 'PUT' });
+    expect(orgs.headers.get('allow')).toBe('GET, POST');
+    await expectProblem(orgs, 405);
   });
 });
 
